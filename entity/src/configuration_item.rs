@@ -1,0 +1,31 @@
+//! `configuration_item`: one managed component (server, VM, database, application...).
+//! `version` starts at 1 and grows by one with every change; writers compare and swap on it.
+
+use sea_orm::entity::prelude::*;
+use serde::Serialize;
+
+use crate::values::{Criticality, LifecycleStatus};
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize)]
+#[sea_orm(table_name = "configuration_item")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub class_id: i32,
+    pub name: String,
+    pub description: Option<String>,
+    pub status: LifecycleStatus,
+    pub environment: Option<String>,
+    pub criticality: Option<Criticality>,
+    pub owner: Option<String>,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub attributes: Json,
+    pub version: i32,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,23 @@
+//! Schema migrations of the cmdb database, applied in order by [`Migrator`].
+//!
+//! Invariants: a migration that has been merged is never edited (add a new one instead),
+//! and this crate never imports the `entity` crate, so that old migrations keep meaning
+//! what they meant when they were written.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_core_schema;
+mod m20261126_000002_seed_catalog;
+
+/// Every migration of the cmdb schema, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_core_schema::Migration),
+            Box::new(m20261126_000002_seed_catalog::Migration),
+        ]
+    }
+}
