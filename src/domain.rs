@@ -1,0 +1,206 @@
+//! The domain layer: every rule of the CMDB and every SQL statement live here.
+//!
+//! Functions are free functions taking the connection first, so that several of them compose
+//! inside one transaction: writes take `&impl Conn` and open a transaction (a savepoint when
+//! the caller already holds one), reads take `&impl ConnectionTrait`. Nothing here knows about
+//! HTTP or GraphQL.
+//!
+//! Invariants kept by every write:
+//! - it records an audit event with the full state before and after, in the same transaction;
+//! - it bumps `version` and `updated_at` of what it changed, and only when something changed;
+//! - it either applies completely or not at all.
+
+pub mod audit;
+pub mod ci;
+pub mod ci_class;
+pub mod demo;
+pub mod pagination;
+pub mod relationship;
+pub mod relationship_type;
+pub mod service;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, TransactionTrait,
+    prelude::Expr,
+    sea_query::{Condition, ExprTrait, Func, LikeExpr},
+};
+
+pub use crate::error::{Error, Result};
+
+/// A connection that can both run statements and open transactions: a pool or a transaction.
+pub trait Conn: ConnectionTrait + TransactionTrait {}
+impl<T: ConnectionTrait + TransactionTrait> Conn for T {}
+
+/// The current time, truncated to microseconds: PostgreSQL keeps microseconds and SQLite
+/// would keep nanoseconds, and both engines must return the same timestamps.
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    now.duration_trunc(TimeDelta::microseconds(1))
+        .unwrap_or(now)
+}
+
+/// A change to an optional field: leave it, clear it, or set it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    /// The new value of a field that currently holds `current`.
+    pub fn apply(self, current: Option<T>) -> Option<T> {
+        match self {
+            Patch::Keep => current,
+            Patch::Clear => None,
+            Patch::Set(value) => Some(value),
+        }
+    }
+
+    /// Maps the value being set, keeping `Keep` and `Clear` as they are.
+    pub fn try_map<U>(self, f: impl FnOnce(T) -> Result<U>) -> Result<Patch<U>> {
+        Ok(match self {
+            Patch::Keep => Patch::Keep,
+            Patch::Clear => Patch::Clear,
+            Patch::Set(value) => Patch::Set(f(value)?),
+        })
+    }
+}
+
+/// How to match a name.
+#[derive(Debug, Clone)]
+pub enum TextMatch {
+    /// Exactly this text (case-sensitive).
+    Equals(String),
+    /// Texts starting with this, ignoring case.
+    StartsWith(String),
+    /// Texts containing this, ignoring case.
+    Contains(String),
+}
+
+impl TextMatch {
+    /// The condition on `column`. Case is ignored the same way on every engine: both sides
+    /// are lower-cased, and the wildcards `%` and `_` in the text match only themselves.
+    pub fn condition<C: ColumnTrait>(&self, column: C) -> Condition {
+        let like = |pattern: String| {
+            Condition::all().add(
+                Expr::expr(Func::lower(column.into_expr()))
+                    .like(LikeExpr::new(pattern).escape('\\')),
+            )
+        };
+        match self {
+            TextMatch::Equals(text) => Condition::all().add(column.eq(text.as_str())),
+            TextMatch::StartsWith(prefix) => like(format!("{}%", escape_like(prefix))),
+            TextMatch::Contains(part) => like(format!("%{}%", escape_like(part))),
+        }
+    }
+}
+
+/// Lower-cases `text` and escapes the LIKE wildcards in it.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// Trims `value` and checks it is non-empty and at most `max` characters long.
+pub fn required_text(field: &str, value: &str, max: usize) -> Result<String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(Error::invalid(
+            field,
+            format!("`{field}` must not be empty"),
+        ));
+    }
+    optional_text(field, trimmed, max)
+}
+
+/// Checks an optional free text is at most `max` characters long; empty text means none.
+pub fn optional_text(field: &str, value: &str, max: usize) -> Result<String> {
+    if value.chars().count() > max {
+        return Err(Error::invalid(
+            field,
+            format!("`{field}` is longer than {max} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// Names of classes and relationship types: lower-case letters, digits and underscores,
+/// starting with a letter, so they read the same in URLs, JSON and SQL.
+pub fn identifier(field: &str, value: &str) -> Result<String> {
+    let valid = value.len() <= 100
+        && value.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!(
+                "`{value}` is not a valid name: use lower-case letters, digits and underscores, \
+                 starting with a letter, at most 100 characters"
+            ),
+        ))
+    }
+}
+
+/// Limits of free texts, in characters.
+pub mod text_limits {
+    /// Names of CIs and services.
+    pub const NAME: usize = 255;
+    /// Descriptions.
+    pub const DESCRIPTION: usize = 10_000;
+    /// Owners, environments, labels.
+    pub const SHORT: usize = 255;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards_and_ignore_case() {
+        assert_eq!(escape_like("Web_01%"), "web\\_01\\%");
+    }
+
+    #[test]
+    fn a_patch_keeps_clears_or_sets() {
+        assert_eq!(Patch::Keep.apply(Some(1)), Some(1));
+        assert_eq!(Patch::<i32>::Clear.apply(Some(1)), None);
+        assert_eq!(Patch::Set(2).apply(Some(1)), Some(2));
+    }
+
+    #[test]
+    fn names_of_catalog_entries_are_snake_case() {
+        assert!(identifier("name", "virtual_machine").is_ok());
+        assert!(identifier("name", "db2").is_ok());
+        for bad in ["", "Server", "2fast", "has space", "dash-ed"] {
+            assert!(identifier("name", bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn blank_required_text_is_refused_and_text_is_trimmed() {
+        assert!(required_text("name", "   ", 10).is_err());
+        assert_eq!(
+            required_text("name", " web-01 ", 10).ok().as_deref(),
+            Some("web-01")
+        );
+        assert!(required_text("name", "abcdefghijk", 10).is_err());
+    }
+
+    #[test]
+    fn now_has_microsecond_precision() {
+        assert_eq!(now().timestamp_subsec_nanos() % 1_000, 0);
+    }
+}

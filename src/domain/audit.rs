@@ -1,0 +1,277 @@
+//! The audit trail: who changed what, when, with the full state before and after.
+//!
+//! Writers call [`record`] (or [`record_all`]) with the same connection as their change, so
+//! the event commits or rolls back with it. Full states rather than diffs are kept so that the
+//! state of any entity at any past moment can be rebuilt from the trail alone.
+
+use chrono::{DateTime, Utc};
+use entity::audit_event;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    prelude::Json,
+    sea_query::Condition,
+};
+use serde::Serialize;
+
+use super::pagination::{Page, PageWindow, SortKey, fetch_page};
+use super::{Result, now};
+
+/// Who makes a change. A free-form name until authentication provides token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(String);
+
+impl Actor {
+    /// The actor of changes made by the server itself (seeding, demo data).
+    pub fn system() -> Self {
+        Actor("system".into())
+    }
+
+    /// An actor by name; blank names become `anonymous`, long ones are cut to 255 characters.
+    pub fn named(name: &str) -> Self {
+        let name: String = name.trim().chars().take(255).collect();
+        if name.is_empty() {
+            Actor("anonymous".into())
+        } else {
+            Actor(name)
+        }
+    }
+
+    /// The name recorded in the audit trail.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The kind of entity an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntityType {
+    ConfigurationItem,
+    Relationship,
+    Service,
+    CiClass,
+    RelationshipType,
+}
+
+impl EntityType {
+    /// The stored form, also the GraphQL enum value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityType::ConfigurationItem => "CONFIGURATION_ITEM",
+            EntityType::Relationship => "RELATIONSHIP",
+            EntityType::Service => "SERVICE",
+            EntityType::CiClass => "CI_CLASS",
+            EntityType::RelationshipType => "RELATIONSHIP_TYPE",
+        }
+    }
+
+    /// The entity type of a stored form.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            EntityType::ConfigurationItem,
+            EntityType::Relationship,
+            EntityType::Service,
+            EntityType::CiClass,
+            EntityType::RelationshipType,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == text)
+    }
+}
+
+/// What was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Update,
+    Retire,
+    Delete,
+    AddMembers,
+    RemoveMembers,
+}
+
+impl Action {
+    /// The stored form, also the GraphQL enum value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "CREATE",
+            Action::Update => "UPDATE",
+            Action::Retire => "RETIRE",
+            Action::Delete => "DELETE",
+            Action::AddMembers => "ADD_MEMBERS",
+            Action::RemoveMembers => "REMOVE_MEMBERS",
+        }
+    }
+
+    /// The action of a stored form.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Action::Create,
+            Action::Update,
+            Action::Retire,
+            Action::Delete,
+            Action::AddMembers,
+            Action::RemoveMembers,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == text)
+    }
+}
+
+/// One event about to be recorded.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub entity_type: EntityType,
+    pub entity_id: String,
+    pub action: Action,
+    pub before: Option<Json>,
+    pub after: Option<Json>,
+}
+
+impl Event {
+    /// An event with the states serialised from any serialisable snapshot.
+    pub fn new<S: Serialize>(
+        entity_type: EntityType,
+        entity_id: impl ToString,
+        action: Action,
+        before: Option<&S>,
+        after: Option<&S>,
+    ) -> Result<Self> {
+        Ok(Event {
+            entity_type,
+            entity_id: entity_id.to_string(),
+            action,
+            before: before.map(serde_json::to_value).transpose()?,
+            after: after.map(serde_json::to_value).transpose()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_forms_parse_back() {
+        for t in [
+            EntityType::ConfigurationItem,
+            EntityType::Service,
+            EntityType::CiClass,
+        ] {
+            assert_eq!(EntityType::parse(t.as_str()), Some(t));
+        }
+        for a in [Action::Create, Action::Retire, Action::RemoveMembers] {
+            assert_eq!(Action::parse(a.as_str()), Some(a));
+        }
+        assert_eq!(Action::parse("nonsense"), None);
+    }
+
+    #[test]
+    fn blank_actors_are_anonymous() {
+        assert_eq!(Actor::named("  ").name(), "anonymous");
+        assert_eq!(Actor::named(" discovery ").name(), "discovery");
+    }
+}
+
+/// Records one event with the caller's connection (and so its transaction).
+pub async fn record(db: &impl ConnectionTrait, actor: &Actor, event: Event) -> Result<()> {
+    record_all(db, actor, vec![event]).await
+}
+
+/// Records many events in as few statements as the engines allow.
+pub async fn record_all(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    events: Vec<Event>,
+) -> Result<()> {
+    let occurred_at = now();
+    // 8 columns a row; 500 rows stay well below SQLite's limit of bound parameters.
+    let mut rows = events.into_iter().map(|event| audit_event::ActiveModel {
+        id: NotSet,
+        occurred_at: Set(occurred_at),
+        actor: Set(actor.name().to_owned()),
+        entity_type: Set(event.entity_type.as_str().to_owned()),
+        entity_id: Set(event.entity_id),
+        action: Set(event.action.as_str().to_owned()),
+        before: Set(event.before),
+        after: Set(event.after),
+    });
+    loop {
+        let chunk: Vec<_> = rows.by_ref().take(500).collect();
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        audit_event::Entity::insert_many(chunk)
+            .exec_without_returning(db)
+            .await?;
+    }
+}
+
+/// Which events to list; every given criterion must hold.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub entity_type: Option<EntityType>,
+    pub entity_id: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<Action>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl AuditFilter {
+    fn condition(&self) -> Condition {
+        let mut condition = Condition::all();
+        if let Some(entity_type) = self.entity_type {
+            condition = condition.add(audit_event::Column::EntityType.eq(entity_type.as_str()));
+        }
+        if let Some(entity_id) = &self.entity_id {
+            condition = condition.add(audit_event::Column::EntityId.eq(entity_id.as_str()));
+        }
+        if let Some(actor) = &self.actor {
+            condition = condition.add(audit_event::Column::Actor.eq(actor.as_str()));
+        }
+        if let Some(action) = self.action {
+            condition = condition.add(audit_event::Column::Action.eq(action.as_str()));
+        }
+        if let Some(since) = self.since {
+            condition = condition.add(audit_event::Column::OccurredAt.gte(since));
+        }
+        if let Some(until) = self.until {
+            condition = condition.add(audit_event::Column::OccurredAt.lt(until));
+        }
+        condition
+    }
+}
+
+/// A page of events in the order they happened, or newest first when `newest_first`.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &AuditFilter,
+    newest_first: bool,
+    window: &PageWindow,
+) -> Result<Page<audit_event::Model>> {
+    let select = audit_event::Entity::find().filter(filter.condition());
+    let key = SortKey::by_id(
+        audit_event::Column::Id,
+        newest_first,
+        if newest_first {
+            "audit:desc"
+        } else {
+            "audit:asc"
+        },
+    );
+    fetch_page(db, select, &key, window, |event| {
+        (None, super::pagination::KeyValue::Int(event.id))
+    })
+    .await
+}
+
+/// How many events match, for `totalCount`.
+pub async fn count(db: &impl ConnectionTrait, filter: &AuditFilter) -> Result<u64> {
+    Ok(audit_event::Entity::find()
+        .filter(filter.condition())
+        .select_only()
+        .column(audit_event::Column::Id)
+        .count(db)
+        .await?)
+}

@@ -1,0 +1,502 @@
+//! Configuration items: create, read, filter, update with optimistic concurrency, retire,
+//! delete.
+//!
+//! Invariants: a CI's attributes satisfy its class whenever they are written; `version`
+//! grows by exactly one per applied change and never for a no-op; an update with a stale
+//! expected version changes nothing.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::configuration_item::{self, Column, Entity};
+use entity::service_member;
+use entity::values::{Criticality, LifecycleStatus};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    QueryTrait, TransactionSession,
+    prelude::{Expr, Json},
+    sea_query::Condition,
+};
+use uuid::Uuid;
+
+use super::audit::{self, Action, Actor, EntityType, Event};
+use super::ci_class::{ClassCatalog, validate_attributes};
+use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::{
+    Conn, Error, Patch, Result, TextMatch, now, optional_text, required_text, text_limits,
+};
+use crate::db::{backend, begin_write};
+
+/// A configuration item to create. The class is given by name.
+#[derive(Debug, Clone, Default)]
+pub struct NewCi {
+    pub class: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub status: Option<LifecycleStatus>,
+    pub environment: Option<String>,
+    pub criticality: Option<Criticality>,
+    pub owner: Option<String>,
+    pub attributes: Option<Json>,
+}
+
+/// Changes to a configuration item. `attributes` replaces the whole set;
+/// `attribute_patch` merges into it (a key set to null removes that attribute).
+#[derive(Debug, Clone, Default)]
+pub struct CiChanges {
+    pub name: Option<String>,
+    pub description: Patch<String>,
+    pub status: Option<LifecycleStatus>,
+    pub environment: Patch<String>,
+    pub criticality: Patch<Criticality>,
+    pub owner: Patch<String>,
+    pub attributes: Option<Json>,
+    pub attribute_patch: Option<Json>,
+}
+
+/// Which CIs to list; every given criterion must hold.
+#[derive(Debug, Clone, Default)]
+pub struct CiFilter {
+    pub ids: Option<Vec<Uuid>>,
+    /// A class name; matches CIs of that class and of all its subclasses.
+    pub class: Option<String>,
+    pub statuses: Option<Vec<LifecycleStatus>>,
+    pub environment: Option<String>,
+    pub owner: Option<String>,
+    pub criticality: Option<Criticality>,
+    pub name: Option<TextMatch>,
+    /// Attributes that must equal the given JSON values.
+    pub attributes: Vec<(String, Json)>,
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Only members of this service.
+    pub service_id: Option<Uuid>,
+}
+
+/// The column a CI list is sorted by; ties are broken by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CiSortField {
+    #[default]
+    Name,
+    CreatedAt,
+    UpdatedAt,
+}
+
+/// The order of a CI list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CiOrder {
+    pub field: CiSortField,
+    pub descending: bool,
+}
+
+/// The CI with that id, or `NOT_FOUND`.
+pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<configuration_item::Model> {
+    Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("configuration item", id))
+}
+
+/// The CIs among `ids` that exist, keyed by id.
+pub async fn get_many(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, configuration_item::Model>> {
+    let mut found = HashMap::with_capacity(ids.len());
+    // Bounded IN lists keep SQLite under its limit of bound parameters.
+    for chunk in ids.chunks(500) {
+        for ci in Entity::find()
+            .filter(Column::Id.is_in(chunk.iter().copied()))
+            .all(db)
+            .await?
+        {
+            found.insert(ci.id, ci);
+        }
+    }
+    Ok(found)
+}
+
+/// `attributes.<name> = value`, written for each engine's JSON operators.
+fn attribute_equals(backend: DbBackend, name: &str, value: &Json) -> Result<Condition> {
+    let value = serde_json::to_string(value)?;
+    let expression = match backend {
+        DbBackend::Postgres => Expr::cust_with_values(
+            r#""configuration_item"."attributes" -> $1 = $2::jsonb"#,
+            [name.to_owned(), value],
+        ),
+        _ => Expr::cust_with_values(
+            r#"("configuration_item"."attributes" -> ?) = json(?)"#,
+            [sqlite_json_path(name), value],
+        ),
+    };
+    Ok(Condition::all().add(expression))
+}
+
+/// A JSON path naming one top-level key, quoted so that any key works.
+fn sqlite_json_path(key: &str) -> String {
+    format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+impl CiFilter {
+    fn condition(&self, catalog: &ClassCatalog, backend: DbBackend) -> Result<Condition> {
+        let mut condition = Condition::all();
+        if let Some(ids) = &self.ids {
+            condition = condition.add(Column::Id.is_in(ids.iter().copied()));
+        }
+        if let Some(class) = &self.class {
+            let class = catalog.resolve("filter.class", class)?;
+            condition = condition.add(Column::ClassId.is_in(catalog.with_descendants(class.id)));
+        }
+        if let Some(statuses) = &self.statuses {
+            condition = condition.add(Column::Status.is_in(statuses.iter().copied()));
+        }
+        if let Some(environment) = &self.environment {
+            condition = condition.add(Column::Environment.eq(environment.as_str()));
+        }
+        if let Some(owner) = &self.owner {
+            condition = condition.add(Column::Owner.eq(owner.as_str()));
+        }
+        if let Some(criticality) = self.criticality {
+            condition = condition.add(Column::Criticality.eq(criticality));
+        }
+        if let Some(name) = &self.name {
+            condition = condition.add(name.condition(Column::Name));
+        }
+        for (name, value) in &self.attributes {
+            condition = condition.add(attribute_equals(backend, name, value)?);
+        }
+        if let Some(since) = self.updated_since {
+            condition = condition.add(Column::UpdatedAt.gte(since));
+        }
+        if let Some(service_id) = self.service_id {
+            condition = condition.add(
+                Column::Id.in_subquery(
+                    service_member::Entity::find()
+                        .select_only()
+                        .column(service_member::Column::CiId)
+                        .filter(service_member::Column::ServiceId.eq(service_id))
+                        .into_query(),
+                ),
+            );
+        }
+        Ok(condition)
+    }
+}
+
+fn sort_key(order: CiOrder) -> SortKey<Column> {
+    let (column, tag) = match (order.field, order.descending) {
+        (CiSortField::Name, false) => (Column::Name, "ci:name:asc"),
+        (CiSortField::Name, true) => (Column::Name, "ci:name:desc"),
+        (CiSortField::CreatedAt, false) => (Column::CreatedAt, "ci:created:asc"),
+        (CiSortField::CreatedAt, true) => (Column::CreatedAt, "ci:created:desc"),
+        (CiSortField::UpdatedAt, false) => (Column::UpdatedAt, "ci:updated:asc"),
+        (CiSortField::UpdatedAt, true) => (Column::UpdatedAt, "ci:updated:desc"),
+    };
+    SortKey::by(column, Column::Id, order.descending, tag)
+}
+
+/// One page of the CIs matching `filter`, in `order`.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &CiFilter,
+    order: CiOrder,
+    window: &PageWindow,
+) -> Result<Page<configuration_item::Model>> {
+    let catalog = ClassCatalog::load(db).await?;
+    let select = Entity::find().filter(filter.condition(&catalog, backend(db))?);
+    let field = order.field;
+    fetch_page(db, select, &sort_key(order), window, move |ci| {
+        let key = match field {
+            CiSortField::Name => KeyValue::Text(ci.name.clone()),
+            CiSortField::CreatedAt => KeyValue::Time(ci.created_at),
+            CiSortField::UpdatedAt => KeyValue::Time(ci.updated_at),
+        };
+        (Some(key), KeyValue::Uuid(ci.id))
+    })
+    .await
+}
+
+/// How many CIs match `filter`.
+pub async fn count(db: &impl ConnectionTrait, filter: &CiFilter) -> Result<u64> {
+    let catalog = ClassCatalog::load(db).await?;
+    Ok(Entity::find()
+        .filter(filter.condition(&catalog, backend(db))?)
+        .count(db)
+        .await?)
+}
+
+fn clean_optional(field: &str, value: Option<String>, max: usize) -> Result<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(text) if text.trim().is_empty() => Ok(None),
+        Some(text) => optional_text(field, text.trim(), max).map(Some),
+    }
+}
+
+fn clean_patch(field: &str, patch: Patch<String>, max: usize) -> Result<Patch<String>> {
+    Ok(match patch {
+        Patch::Set(text) if text.trim().is_empty() => Patch::Clear,
+        Patch::Set(text) => Patch::Set(optional_text(field, text.trim(), max)?),
+        other => other,
+    })
+}
+
+/// Creates a CI after checking its attributes against its class.
+pub async fn create(
+    db: &impl Conn,
+    actor: &Actor,
+    input: NewCi,
+) -> Result<configuration_item::Model> {
+    let name = required_text("name", &input.name, text_limits::NAME)?;
+    let description = clean_optional("description", input.description, text_limits::DESCRIPTION)?;
+    let environment = clean_optional("environment", input.environment, 64)?;
+    let owner = clean_optional("owner", input.owner, text_limits::SHORT)?;
+
+    let txn = begin_write(db).await?;
+    let catalog = ClassCatalog::load(&txn).await?;
+    let class = catalog.resolve("class", input.class.trim())?;
+    let attributes = validate_attributes(
+        &class.name,
+        &catalog.effective_attributes(class.id),
+        input.attributes.unwrap_or(Json::Null),
+    )?;
+    let at = now();
+    let model = configuration_item::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        class_id: Set(class.id),
+        name: Set(name),
+        description: Set(description),
+        status: Set(input.status.unwrap_or(LifecycleStatus::InService)),
+        environment: Set(environment),
+        criticality: Set(input.criticality),
+        owner: Set(owner),
+        attributes: Set(attributes),
+        version: Set(1),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+    .insert(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        actor,
+        Event::new(
+            EntityType::ConfigurationItem,
+            model.id,
+            Action::Create,
+            None,
+            Some(&model),
+        )?,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(model)
+}
+
+fn check_version(ci: &configuration_item::Model, expected: Option<i32>) -> Result<()> {
+    match expected {
+        Some(expected) if expected != ci.version => Err(Error::VersionMismatch {
+            expected,
+            actual: ci.version,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Merges `patch` into `attributes`: keys set to null are removed.
+fn merge_attributes(attributes: &Json, patch: Json) -> Result<Json> {
+    let Json::Object(patch) = patch else {
+        return Err(Error::invalid(
+            "attributePatch",
+            "`attributePatch` must be a JSON object",
+        ));
+    };
+    let mut merged = match attributes {
+        Json::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    for (key, value) in patch {
+        if value.is_null() {
+            merged.remove(&key);
+        } else {
+            merged.insert(key, value);
+        }
+    }
+    Ok(Json::Object(merged))
+}
+
+/// Writes `after` over `before` if nobody changed the CI in between, bumping the version,
+/// and records the event. A concurrent writer makes this a `VERSION_MISMATCH`.
+async fn write_change(
+    txn: &impl ConnectionTrait,
+    actor: &Actor,
+    action: Action,
+    before: &configuration_item::Model,
+    mut after: configuration_item::Model,
+) -> Result<configuration_item::Model> {
+    after.version = before.version + 1;
+    after.updated_at = now();
+    let result = Entity::update_many()
+        .col_expr(Column::Name, Expr::value(after.name.clone()))
+        .col_expr(Column::Description, Expr::value(after.description.clone()))
+        .col_expr(Column::Status, Expr::value(after.status))
+        .col_expr(Column::Environment, Expr::value(after.environment.clone()))
+        .col_expr(Column::Criticality, Expr::value(after.criticality))
+        .col_expr(Column::Owner, Expr::value(after.owner.clone()))
+        .col_expr(Column::Attributes, Expr::value(after.attributes.clone()))
+        .col_expr(Column::Version, Expr::value(after.version))
+        .col_expr(Column::UpdatedAt, Expr::value(after.updated_at))
+        .filter(Column::Id.eq(before.id))
+        .filter(Column::Version.eq(before.version))
+        .exec(txn)
+        .await?;
+    if result.rows_affected == 0 {
+        let current = get(txn, before.id).await?;
+        return Err(Error::VersionMismatch {
+            expected: before.version,
+            actual: current.version,
+        });
+    }
+    audit::record(
+        txn,
+        actor,
+        Event::new(
+            EntityType::ConfigurationItem,
+            after.id,
+            action,
+            Some(before),
+            Some(&after),
+        )?,
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Applies `changes` to a CI. With `expected_version`, applies them only if the CI is still
+/// at that version. A change that changes nothing writes nothing.
+pub async fn update(
+    db: &impl Conn,
+    actor: &Actor,
+    id: Uuid,
+    expected_version: Option<i32>,
+    changes: CiChanges,
+) -> Result<configuration_item::Model> {
+    let name = changes
+        .name
+        .map(|n| required_text("name", &n, text_limits::NAME))
+        .transpose()?;
+    let description = clean_patch("description", changes.description, text_limits::DESCRIPTION)?;
+    let environment = clean_patch("environment", changes.environment, 64)?;
+    let owner = clean_patch("owner", changes.owner, text_limits::SHORT)?;
+
+    let txn = begin_write(db).await?;
+    let before = get(&txn, id).await?;
+    check_version(&before, expected_version)?;
+    let mut after = before.clone();
+    if let Some(name) = name {
+        after.name = name;
+    }
+    after.description = description.apply(after.description);
+    if let Some(status) = changes.status {
+        after.status = status;
+    }
+    after.environment = environment.apply(after.environment);
+    after.criticality = changes.criticality.apply(after.criticality);
+    after.owner = owner.apply(after.owner);
+    if changes.attributes.is_some() || changes.attribute_patch.is_some() {
+        let mut attributes = changes
+            .attributes
+            .unwrap_or_else(|| before.attributes.clone());
+        if let Some(patch) = changes.attribute_patch {
+            attributes = merge_attributes(&attributes, patch)?;
+        }
+        let catalog = ClassCatalog::load(&txn).await?;
+        let class_name = catalog
+            .get(before.class_id)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        after.attributes = validate_attributes(
+            &class_name,
+            &catalog.effective_attributes(before.class_id),
+            attributes,
+        )?;
+    }
+    if after == before {
+        return Ok(before);
+    }
+    let after = write_change(&txn, actor, Action::Update, &before, after).await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// Marks a CI retired: it stays on record, with its relationships, but leaves the impact
+/// graph. Retiring a retired CI changes nothing.
+pub async fn retire(
+    db: &impl Conn,
+    actor: &Actor,
+    id: Uuid,
+    expected_version: Option<i32>,
+) -> Result<configuration_item::Model> {
+    let txn = begin_write(db).await?;
+    let before = get(&txn, id).await?;
+    check_version(&before, expected_version)?;
+    if before.status == LifecycleStatus::Retired {
+        return Ok(before);
+    }
+    let mut after = before.clone();
+    after.status = LifecycleStatus::Retired;
+    let after = write_change(&txn, actor, Action::Retire, &before, after).await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// Deletes a CI together with its relationships and service memberships, recording an
+/// event for each. Meant for mistakes; CIs that existed are normally retired instead.
+pub async fn delete(
+    db: &impl Conn,
+    actor: &Actor,
+    id: Uuid,
+    expected_version: Option<i32>,
+) -> Result<configuration_item::Model> {
+    let txn = begin_write(db).await?;
+    let ci = get(&txn, id).await?;
+    check_version(&ci, expected_version)?;
+    super::relationship::delete_touching(&txn, actor, id).await?;
+    super::service::remove_from_all_services(&txn, actor, id).await?;
+    Entity::delete_by_id(id).exec(&txn).await?;
+    audit::record(
+        &txn,
+        actor,
+        Event::new(
+            EntityType::ConfigurationItem,
+            id,
+            Action::Delete,
+            Some(&ci),
+            None,
+        )?,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(ci)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_attribute_patch_merges_and_removes() {
+        let merged =
+            merge_attributes(&json!({"a": 1, "b": 2}), json!({"b": null, "c": 3})).unwrap();
+        assert_eq!(merged, json!({"a": 1, "c": 3}));
+        assert!(merge_attributes(&json!({}), json!([1])).is_err());
+    }
+
+    #[test]
+    fn json_paths_quote_any_key() {
+        assert_eq!(sqlite_json_path("os"), "$.\"os\"");
+        assert_eq!(sqlite_json_path("a\"b"), "$.\"a\\\"b\"");
+    }
+}

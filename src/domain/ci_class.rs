@@ -1,0 +1,686 @@
+//! CI classes: the kinds of configuration item, kept as data so that users extend the model
+//! without a release. A class may have a parent; it inherits the parent's attribute
+//! definitions (a redefinition of the same name in the child wins) and, when it declares
+//! none itself, its identifier attributes.
+//!
+//! This module also holds attribute validation: a CI's attributes are checked against the
+//! effective definitions of its class on every write.
+
+use std::collections::{HashMap, HashSet};
+
+use entity::ci_class;
+use entity::configuration_item;
+use entity::values::{AttributeDefinition, AttributeDefinitions, AttributeNames, AttributeType};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    TransactionSession,
+    prelude::Json,
+};
+use serde_json::Map;
+
+use super::audit::{self, Action, Actor, EntityType, Event};
+use super::{
+    Conn, Error, Patch, Result, identifier, now, optional_text, required_text, text_limits,
+};
+use crate::db::begin_write;
+
+/// Largest serialised size of one CI's attributes.
+pub const MAX_ATTRIBUTES_BYTES: usize = 64 * 1024;
+
+/// Every class, indexed, for resolving names and walking the class tree in memory.
+/// Classes are few (tens to hundreds), so loading them all is cheaper than asking the
+/// database one question per lookup.
+#[derive(Debug, Clone)]
+pub struct ClassCatalog {
+    classes: Vec<ci_class::Model>,
+    by_name: HashMap<String, usize>,
+    by_id: HashMap<i32, usize>,
+}
+
+impl ClassCatalog {
+    /// Reads all classes.
+    pub async fn load(db: &impl ConnectionTrait) -> Result<Self> {
+        let classes = ci_class::Entity::find()
+            .order_by_asc(ci_class::Column::Name)
+            .all(db)
+            .await?;
+        Ok(Self::new(classes))
+    }
+
+    /// A catalog of the given classes.
+    pub fn new(classes: Vec<ci_class::Model>) -> Self {
+        let by_name = classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        let by_id = classes.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+        ClassCatalog {
+            classes,
+            by_name,
+            by_id,
+        }
+    }
+
+    /// All classes, by name.
+    pub fn all(&self) -> &[ci_class::Model] {
+        &self.classes
+    }
+
+    /// The class of that id.
+    pub fn get(&self, id: i32) -> Option<&ci_class::Model> {
+        self.by_id.get(&id).map(|&i| &self.classes[i])
+    }
+
+    /// The class of that name, or `NOT_FOUND`.
+    pub fn by_name(&self, name: &str) -> Result<&ci_class::Model> {
+        self.by_name
+            .get(name)
+            .map(|&i| &self.classes[i])
+            .ok_or_else(|| Error::not_found("CI class", name))
+    }
+
+    /// The class of that name, or a `VALIDATION` error about the input field that named it.
+    pub fn resolve(&self, field: &str, name: &str) -> Result<&ci_class::Model> {
+        self.by_name(name)
+            .map_err(|_| Error::invalid(field, format!("there is no CI class named `{name}`")))
+    }
+
+    /// The class and its ancestors, nearest first. Stops on a cycle, which the writers of
+    /// this module never create.
+    pub fn lineage(&self, id: i32) -> Vec<&ci_class::Model> {
+        let mut lineage = Vec::new();
+        let mut seen = HashSet::new();
+        let mut current = self.get(id);
+        while let Some(class) = current {
+            if !seen.insert(class.id) {
+                break;
+            }
+            lineage.push(class);
+            current = class.parent_id.and_then(|p| self.get(p));
+        }
+        lineage
+    }
+
+    /// Ids of the class and all its descendants: what a filter on a class matches.
+    pub fn with_descendants(&self, id: i32) -> Vec<i32> {
+        let mut result = vec![id];
+        let mut i = 0;
+        while i < result.len() {
+            let parent = result[i];
+            for class in &self.classes {
+                if class.parent_id == Some(parent) && !result.contains(&class.id) {
+                    result.push(class.id);
+                }
+            }
+            i += 1;
+        }
+        result
+    }
+
+    /// Direct subclasses.
+    pub fn children(&self, id: i32) -> Vec<&ci_class::Model> {
+        self.classes
+            .iter()
+            .filter(|c| c.parent_id == Some(id))
+            .collect()
+    }
+
+    /// The attribute definitions that apply to CIs of the class: inherited ones first, a
+    /// child's definition replacing an ancestor's of the same name.
+    pub fn effective_attributes(&self, id: i32) -> Vec<AttributeDefinition> {
+        let mut result: Vec<AttributeDefinition> = Vec::new();
+        for class in self.lineage(id).into_iter().rev() {
+            for definition in &class.attributes.0 {
+                match result.iter_mut().find(|d| d.name == definition.name) {
+                    Some(existing) => *existing = definition.clone(),
+                    None => result.push(definition.clone()),
+                }
+            }
+        }
+        result
+    }
+
+    /// The identifier attributes that apply: the class's own, or else the nearest
+    /// ancestor's that declares some.
+    pub fn effective_identifiers(&self, id: i32) -> Vec<String> {
+        self.lineage(id)
+            .into_iter()
+            .find(|c| !c.identifier_attributes.0.is_empty())
+            .map(|c| c.identifier_attributes.0.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Checks `attributes` against `definitions` and returns them normalised: a JSON object
+/// without null values, integral floats of integer attributes turned into integers.
+/// Attributes the class does not declare are kept as they are.
+pub fn validate_attributes(
+    class_name: &str,
+    definitions: &[AttributeDefinition],
+    attributes: Json,
+) -> Result<Json> {
+    let object = match attributes {
+        Json::Null => Map::new(),
+        Json::Object(object) => object,
+        _ => {
+            return Err(Error::invalid(
+                "attributes",
+                "`attributes` must be a JSON object",
+            ));
+        }
+    };
+    let mut normalised = Map::new();
+    for (name, value) in object {
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Error::invalid(
+                "attributes",
+                "attribute names must have 1 to 100 characters",
+            ));
+        }
+        if !value.is_null() {
+            normalised.insert(name, value);
+        }
+    }
+    for definition in definitions {
+        let field = format!("attributes.{}", definition.name);
+        match normalised.get_mut(&definition.name) {
+            None if definition.required => {
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "attribute `{}` is required by class `{class_name}`",
+                        definition.name
+                    ),
+                ));
+            }
+            None => {}
+            Some(value) => {
+                if let Some(fixed) = check_type(definition.kind, value).map_err(|expected| {
+                    Error::invalid(
+                        field.clone(),
+                        format!(
+                            "attribute `{}` of class `{class_name}` must be {expected}",
+                            definition.name
+                        ),
+                    )
+                })? {
+                    *value = fixed;
+                }
+            }
+        }
+    }
+    let normalised = Json::Object(normalised);
+    let size = serde_json::to_vec(&normalised)?.len();
+    if size > MAX_ATTRIBUTES_BYTES {
+        return Err(Error::LimitExceeded(format!(
+            "attributes take {size} bytes, over the limit of {MAX_ATTRIBUTES_BYTES} bytes \
+             (limit `max_attributes_bytes`)"
+        )));
+    }
+    Ok(normalised)
+}
+
+/// `Ok(None)` when the value fits, `Ok(Some(v))` when it fits once normalised to `v`,
+/// `Err(description of the expected type)` otherwise.
+fn check_type(
+    kind: AttributeType,
+    value: &Json,
+) -> std::result::Result<Option<Json>, &'static str> {
+    match kind {
+        AttributeType::String => value.is_string().then_some(None).ok_or("a string"),
+        AttributeType::Boolean => value.is_boolean().then_some(None).ok_or("a boolean"),
+        AttributeType::Float => value.is_number().then_some(None).ok_or("a number"),
+        AttributeType::Json => Ok(None),
+        AttributeType::Integer => {
+            if value.is_i64() || value.is_u64() {
+                Ok(None)
+            } else {
+                match value.as_f64() {
+                    Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                        Ok(Some(Json::from(f as i64)))
+                    }
+                    _ => Err("an integer"),
+                }
+            }
+        }
+        AttributeType::Datetime => match value.as_str() {
+            Some(text) if chrono::DateTime::parse_from_rfc3339(text).is_ok() => Ok(None),
+            _ => Err("an RFC 3339 date-time string, such as 2026-01-31T12:00:00Z"),
+        },
+    }
+}
+
+/// A class to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewClass {
+    pub name: String,
+    pub label: Option<String>,
+    pub description: Option<String>,
+    pub parent: Option<String>,
+    pub attributes: Vec<AttributeDefinition>,
+    pub identifier_attributes: Vec<String>,
+}
+
+/// Changes to a class. Its name and parent are fixed once created: CIs and clients refer
+/// to classes by name.
+#[derive(Debug, Clone, Default)]
+pub struct ClassChanges {
+    pub label: Option<String>,
+    pub description: Patch<String>,
+    pub attributes: Option<Vec<AttributeDefinition>>,
+    pub identifier_attributes: Option<Vec<String>>,
+}
+
+fn default_label(name: &str) -> String {
+    let spaced = name.replace('_', " ");
+    let mut chars = spaced.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => spaced,
+    }
+}
+
+fn check_definitions(definitions: &[AttributeDefinition]) -> Result<Vec<AttributeDefinition>> {
+    let mut seen = HashSet::new();
+    let mut checked = Vec::with_capacity(definitions.len());
+    for (i, definition) in definitions.iter().enumerate() {
+        let field = format!("attributes[{i}].name");
+        let name = definition.name.trim();
+        let valid = !name.is_empty()
+            && name.len() <= 100
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "`{name}` is not a valid attribute name: letters, digits, `_`, `-` and `.`, \
+                     starting with a letter, at most 100 characters"
+                ),
+            ));
+        }
+        if !seen.insert(name.to_owned()) {
+            return Err(Error::invalid(
+                field,
+                format!("attribute `{name}` is defined twice"),
+            ));
+        }
+        let description = definition
+            .description
+            .as_deref()
+            .map(|d| {
+                optional_text(
+                    &format!("attributes[{i}].description"),
+                    d,
+                    text_limits::DESCRIPTION,
+                )
+            })
+            .transpose()?;
+        checked.push(AttributeDefinition {
+            name: name.to_owned(),
+            kind: definition.kind,
+            required: definition.required,
+            description,
+        });
+    }
+    Ok(checked)
+}
+
+/// Identifier attributes must be attributes the class (or an ancestor) declares.
+fn check_identifiers(catalog: &ClassCatalog, class_id: i32) -> Result<()> {
+    let Some(class) = catalog.get(class_id) else {
+        return Ok(());
+    };
+    let effective = catalog.effective_attributes(class_id);
+    for name in &class.identifier_attributes.0 {
+        if !effective.iter().any(|d| &d.name == name) {
+            return Err(Error::invalid(
+                "identifierAttributes",
+                format!(
+                    "identifier attribute `{name}` is not an attribute of class `{}`",
+                    class.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Creates a class.
+pub async fn create(db: &impl Conn, actor: &Actor, input: NewClass) -> Result<ci_class::Model> {
+    let name = identifier("name", input.name.trim())?;
+    let label = match input.label {
+        Some(label) => required_text("label", &label, text_limits::SHORT)?,
+        None => default_label(&name),
+    };
+    let description = input
+        .description
+        .map(|d| optional_text("description", &d, text_limits::DESCRIPTION))
+        .transpose()?;
+    let attributes = check_definitions(&input.attributes)?;
+
+    let txn = begin_write(db).await?;
+    let catalog = ClassCatalog::load(&txn).await?;
+    if catalog.by_name(&name).is_ok() {
+        return Err(Error::Conflict(format!(
+            "a CI class named `{name}` already exists"
+        )));
+    }
+    let parent_id = match &input.parent {
+        Some(parent) => Some(catalog.resolve("parent", parent)?.id),
+        None => None,
+    };
+    let at = now();
+    let model = ci_class::ActiveModel {
+        id: NotSet,
+        name: Set(name),
+        label: Set(label),
+        description: Set(description),
+        parent_id: Set(parent_id),
+        attributes: Set(AttributeDefinitions(attributes)),
+        identifier_attributes: Set(AttributeNames(input.identifier_attributes)),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+    .insert(&txn)
+    .await?;
+    let mut classes = catalog.all().to_vec();
+    classes.push(model.clone());
+    check_identifiers(&ClassCatalog::new(classes), model.id)?;
+    audit::record(
+        &txn,
+        actor,
+        Event::new(
+            EntityType::CiClass,
+            model.id,
+            Action::Create,
+            None,
+            Some(&model),
+        )?,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(model)
+}
+
+/// Changes a class. CIs are not rewritten: the new definitions apply to their next write.
+pub async fn update(
+    db: &impl Conn,
+    actor: &Actor,
+    name: &str,
+    changes: ClassChanges,
+) -> Result<ci_class::Model> {
+    let txn = begin_write(db).await?;
+    let catalog = ClassCatalog::load(&txn).await?;
+    let before = catalog.by_name(name)?.clone();
+    let mut after = before.clone();
+    if let Some(label) = changes.label {
+        after.label = required_text("label", &label, text_limits::SHORT)?;
+    }
+    after.description = changes
+        .description
+        .try_map(|d| optional_text("description", &d, text_limits::DESCRIPTION))?
+        .apply(after.description);
+    if let Some(attributes) = changes.attributes {
+        after.attributes = AttributeDefinitions(check_definitions(&attributes)?);
+    }
+    if let Some(identifiers) = changes.identifier_attributes {
+        after.identifier_attributes = AttributeNames(identifiers);
+    }
+    if after == before {
+        return Ok(before);
+    }
+    after.updated_at = now();
+    let classes: Vec<_> = catalog
+        .all()
+        .iter()
+        .map(|c| {
+            if c.id == after.id {
+                after.clone()
+            } else {
+                c.clone()
+            }
+        })
+        .collect();
+    let updated = ClassCatalog::new(classes);
+    for id in updated.with_descendants(after.id) {
+        check_identifiers(&updated, id)?;
+    }
+    let mut active: ci_class::ActiveModel = after.clone().into();
+    active.label = Set(after.label.clone());
+    active.description = Set(after.description.clone());
+    active.attributes = Set(after.attributes.clone());
+    active.identifier_attributes = Set(after.identifier_attributes.clone());
+    active.updated_at = Set(after.updated_at);
+    let model = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        actor,
+        Event::new(
+            EntityType::CiClass,
+            model.id,
+            Action::Update,
+            Some(&before),
+            Some(&model),
+        )?,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(model)
+}
+
+/// Deletes a class that no CI and no subclass uses.
+pub async fn delete(db: &impl Conn, actor: &Actor, name: &str) -> Result<ci_class::Model> {
+    let txn = begin_write(db).await?;
+    let catalog = ClassCatalog::load(&txn).await?;
+    let class = catalog.by_name(name)?.clone();
+    let children = catalog.children(class.id);
+    if !children.is_empty() {
+        return Err(Error::Conflict(format!(
+            "class `{name}` still has subclasses ({}); delete them first",
+            children
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let in_use = configuration_item::Entity::find()
+        .filter(configuration_item::Column::ClassId.eq(class.id))
+        .count(&txn)
+        .await?;
+    if in_use > 0 {
+        return Err(Error::Conflict(format!(
+            "class `{name}` is the class of {in_use} configuration item(s); delete or reclassify them first"
+        )));
+    }
+    ci_class::Entity::delete_by_id(class.id).exec(&txn).await?;
+    audit::record(
+        &txn,
+        actor,
+        Event::new(
+            EntityType::CiClass,
+            class.id,
+            Action::Delete,
+            Some(&class),
+            None,
+        )?,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(class)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn definition(name: &str, kind: AttributeType, required: bool) -> AttributeDefinition {
+        AttributeDefinition {
+            name: name.into(),
+            kind,
+            required,
+            description: None,
+        }
+    }
+
+    fn class(
+        id: i32,
+        name: &str,
+        parent: Option<i32>,
+        attributes: Vec<AttributeDefinition>,
+        identifiers: &[&str],
+    ) -> ci_class::Model {
+        let at = now();
+        ci_class::Model {
+            id,
+            name: name.into(),
+            label: name.into(),
+            description: None,
+            parent_id: parent,
+            attributes: AttributeDefinitions(attributes),
+            identifier_attributes: AttributeNames(
+                identifiers.iter().map(|s| s.to_string()).collect(),
+            ),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    fn catalog() -> ClassCatalog {
+        ClassCatalog::new(vec![
+            class(
+                1,
+                "computer",
+                None,
+                vec![definition("fqdn", AttributeType::String, false)],
+                &["fqdn"],
+            ),
+            class(
+                2,
+                "server",
+                Some(1),
+                vec![
+                    definition("serial_number", AttributeType::String, true),
+                    definition("fqdn", AttributeType::String, true),
+                ],
+                &[],
+            ),
+            class(3, "blade", Some(2), vec![], &[]),
+            class(4, "database", None, vec![], &[]),
+        ])
+    }
+
+    #[test]
+    fn a_class_filter_covers_all_descendants() {
+        let mut ids = catalog().with_descendants(1);
+        ids.sort();
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(catalog().with_descendants(4), vec![4]);
+    }
+
+    #[test]
+    fn subclasses_inherit_and_may_tighten_attributes() {
+        let effective = catalog().effective_attributes(3);
+        let names: Vec<_> = effective.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, vec!["fqdn", "serial_number"]);
+        assert!(
+            effective.iter().all(|d| d.required),
+            "server made fqdn required"
+        );
+        assert_eq!(catalog().effective_identifiers(3), vec!["fqdn".to_string()]);
+    }
+
+    #[test]
+    fn a_missing_required_attribute_is_named() {
+        let definitions = catalog().effective_attributes(2);
+        let err =
+            validate_attributes("server", &definitions, json!({"fqdn": "a.example"})).unwrap_err();
+        assert_eq!(err.code(), "VALIDATION");
+        assert!(err.to_string().contains("serial_number"), "{err}");
+        match err {
+            Error::Validation { field, .. } => {
+                assert_eq!(field.as_deref(), Some("attributes.serial_number"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_attribute_type_is_checked() {
+        let cases = [
+            (AttributeType::String, json!("x"), json!(1)),
+            (AttributeType::Integer, json!(3), json!(3.5)),
+            (AttributeType::Float, json!(3.5), json!("3.5")),
+            (AttributeType::Boolean, json!(true), json!("true")),
+            (
+                AttributeType::Datetime,
+                json!("2026-01-31T12:00:00Z"),
+                json!("yesterday"),
+            ),
+        ];
+        for (kind, good, bad) in cases {
+            let definitions = vec![definition("a", kind, false)];
+            assert!(
+                validate_attributes("c", &definitions, json!({ "a": good })).is_ok(),
+                "{kind:?} good"
+            );
+            let err = validate_attributes("c", &definitions, json!({ "a": bad })).unwrap_err();
+            assert!(err.to_string().contains("`a`"), "{kind:?}: {err}");
+        }
+        let definitions = vec![definition("a", AttributeType::Json, false)];
+        assert!(validate_attributes("c", &definitions, json!({ "a": {"deep": [1, 2]} })).is_ok());
+    }
+
+    #[test]
+    fn attributes_are_normalised() {
+        let definitions = vec![definition("cpus", AttributeType::Integer, false)];
+        let normalised = validate_attributes(
+            "c",
+            &definitions,
+            json!({"cpus": 4.0, "gone": null, "extra": "kept"}),
+        )
+        .unwrap();
+        assert_eq!(normalised, json!({"cpus": 4, "extra": "kept"}));
+        assert_eq!(
+            validate_attributes("c", &[], Json::Null).unwrap(),
+            json!({})
+        );
+        assert_eq!(
+            validate_attributes("c", &[], json!([1]))
+                .unwrap_err()
+                .code(),
+            "VALIDATION"
+        );
+    }
+
+    #[test]
+    fn oversized_attributes_are_refused() {
+        let big = "x".repeat(MAX_ATTRIBUTES_BYTES);
+        let err = validate_attributes("c", &[], json!({ "blob": big })).unwrap_err();
+        assert_eq!(err.code(), "LIMIT_EXCEEDED");
+    }
+
+    #[test]
+    fn definitions_must_have_unique_valid_names() {
+        let twice = vec![
+            definition("a", AttributeType::String, false),
+            definition("a", AttributeType::Integer, false),
+        ];
+        assert!(check_definitions(&twice).is_err());
+        assert!(
+            check_definitions(&[definition("has space", AttributeType::String, false)]).is_err()
+        );
+    }
+
+    #[test]
+    fn labels_default_to_the_name_in_words() {
+        assert_eq!(default_label("virtual_machine"), "Virtual machine");
+    }
+}

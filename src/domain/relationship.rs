@@ -1,0 +1,377 @@
+//! Relationships: typed, directed edges between CIs, created and deleted in bulk, all or
+//! nothing.
+//!
+//! Invariants: unique per (source, target, type); never from a CI to itself; never to or
+//! from a CI that does not exist; new relationships never touch a retired CI.
+
+use std::collections::{HashMap, HashSet};
+
+use entity::relationship::{self, Column, Entity};
+use entity::values::LifecycleStatus;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, TransactionSession, prelude::Json, sea_query::Condition,
+};
+use uuid::Uuid;
+
+use super::audit::{self, Action, Actor, EntityType, Event};
+use super::ci_class::MAX_ATTRIBUTES_BYTES;
+use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::relationship_type::TypeCatalog;
+use super::{Conn, Error, Result, now};
+use crate::db::begin_write;
+use crate::limits::Limits;
+
+/// A relationship to create; the type is given by name.
+#[derive(Debug, Clone)]
+pub struct NewRelationship {
+    pub source_id: Uuid,
+    pub target_id: Uuid,
+    pub type_name: String,
+    pub attributes: Option<Json>,
+}
+
+/// Which relationships to list; every given criterion must hold.
+#[derive(Debug, Clone, Default)]
+pub struct RelationshipFilter {
+    /// Relationships with this CI at either end.
+    pub ci_id: Option<Uuid>,
+    pub source_id: Option<Uuid>,
+    pub target_id: Option<Uuid>,
+    /// Type names; any of them.
+    pub types: Option<Vec<String>>,
+}
+
+/// The relationship with that id, or `NOT_FOUND`.
+pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<relationship::Model> {
+    Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("relationship", id))
+}
+
+/// Which end of a relationship a lookup starts from.
+#[derive(Clone, Copy)]
+enum End {
+    Source,
+    Target,
+}
+
+async fn by_end(
+    db: &impl ConnectionTrait,
+    end: End,
+    ci_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<relationship::Model>>> {
+    let column = match end {
+        End::Source => Column::SourceId,
+        End::Target => Column::TargetId,
+    };
+    let mut grouped: HashMap<Uuid, Vec<relationship::Model>> = HashMap::new();
+    for chunk in ci_ids.chunks(500) {
+        let rows = Entity::find()
+            .filter(column.is_in(chunk.iter().copied()))
+            .order_by_asc(Column::CreatedAt)
+            .order_by_asc(Column::Id)
+            .all(db)
+            .await?;
+        for row in rows {
+            let key = match end {
+                End::Source => row.source_id,
+                End::Target => row.target_id,
+            };
+            grouped.entry(key).or_default().push(row);
+        }
+    }
+    Ok(grouped)
+}
+
+/// The relationships leaving each of the CIs, oldest first.
+pub async fn outgoing(
+    db: &impl ConnectionTrait,
+    ci_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<relationship::Model>>> {
+    by_end(db, End::Source, ci_ids).await
+}
+
+/// The relationships arriving at each of the CIs, oldest first.
+pub async fn incoming(
+    db: &impl ConnectionTrait,
+    ci_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<relationship::Model>>> {
+    by_end(db, End::Target, ci_ids).await
+}
+
+impl RelationshipFilter {
+    fn condition(&self, types: &TypeCatalog) -> Result<Condition> {
+        let mut condition = Condition::all();
+        if let Some(ci) = self.ci_id {
+            condition = condition.add(
+                Condition::any()
+                    .add(Column::SourceId.eq(ci))
+                    .add(Column::TargetId.eq(ci)),
+            );
+        }
+        if let Some(source) = self.source_id {
+            condition = condition.add(Column::SourceId.eq(source));
+        }
+        if let Some(target) = self.target_id {
+            condition = condition.add(Column::TargetId.eq(target));
+        }
+        if let Some(names) = &self.types {
+            condition = condition.add(Column::TypeId.is_in(types.ids_of("filter.types", names)?));
+        }
+        Ok(condition)
+    }
+}
+
+/// One page of the relationships matching `filter`, oldest first.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &RelationshipFilter,
+    window: &PageWindow,
+) -> Result<Page<relationship::Model>> {
+    let types = TypeCatalog::load(db).await?;
+    let select = Entity::find().filter(filter.condition(&types)?);
+    let key = SortKey::by(
+        Column::CreatedAt,
+        Column::Id,
+        false,
+        "relationship:created:asc",
+    );
+    fetch_page(db, select, &key, window, |r| {
+        (Some(KeyValue::Time(r.created_at)), KeyValue::Uuid(r.id))
+    })
+    .await
+}
+
+/// How many relationships match `filter`.
+pub async fn count(db: &impl ConnectionTrait, filter: &RelationshipFilter) -> Result<u64> {
+    let types = TypeCatalog::load(db).await?;
+    Ok(Entity::find()
+        .filter(filter.condition(&types)?)
+        .count(db)
+        .await?)
+}
+
+fn check_attributes(field: &str, attributes: Option<Json>) -> Result<Json> {
+    match attributes {
+        None | Some(Json::Null) => Ok(Json::Object(Default::default())),
+        Some(Json::Object(map)) => {
+            let map: serde_json::Map<String, Json> =
+                map.into_iter().filter(|(_, v)| !v.is_null()).collect();
+            let value = Json::Object(map);
+            if serde_json::to_vec(&value)?.len() > MAX_ATTRIBUTES_BYTES {
+                return Err(Error::LimitExceeded(format!(
+                    "{field}: attributes over the limit of {MAX_ATTRIBUTES_BYTES} bytes \
+                     (limit `max_attributes_bytes`)"
+                )));
+            }
+            Ok(value)
+        }
+        Some(_) => Err(Error::invalid(field, "`attributes` must be a JSON object")),
+    }
+}
+
+/// Creates all the relationships or none: any invalid item fails the whole call with an
+/// error naming the item (`input[i]`).
+pub async fn create_many(
+    db: &impl Conn,
+    actor: &Actor,
+    inputs: Vec<NewRelationship>,
+    limits: &Limits,
+) -> Result<Vec<relationship::Model>> {
+    if inputs.len() > limits.max_batch_size {
+        return Err(Error::LimitExceeded(format!(
+            "{} relationships in one call, over the limit of {} (limit `max_batch_size`)",
+            inputs.len(),
+            limits.max_batch_size
+        )));
+    }
+    if inputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let txn = begin_write(db).await?;
+    let types = TypeCatalog::load(&txn).await?;
+    let ci_ids: Vec<Uuid> = inputs
+        .iter()
+        .flat_map(|r| [r.source_id, r.target_id])
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let cis = super::ci::get_many(&txn, &ci_ids).await?;
+
+    let at = now();
+    let mut seen: HashMap<(Uuid, Uuid, i32), usize> = HashMap::new();
+    let mut rows = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        let item = format!("input[{i}]");
+        let relationship_type = types
+            .resolve("type", input.type_name.trim())
+            .map_err(|e| e.within(&item))?;
+        if input.source_id == input.target_id {
+            return Err(Error::invalid(
+                format!("{item}.targetId"),
+                format!("{item}: a configuration item cannot relate to itself"),
+            ));
+        }
+        for (field, id) in [("sourceId", input.source_id), ("targetId", input.target_id)] {
+            match cis.get(&id) {
+                None => {
+                    return Err(Error::not_found("configuration item", id)
+                        .within(&format!("{item}.{field}")));
+                }
+                Some(ci) if ci.status == LifecycleStatus::Retired => {
+                    return Err(Error::invalid(
+                        format!("{item}.{field}"),
+                        format!(
+                            "{item}: configuration item `{}` is retired and takes no new relationships",
+                            ci.name
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let key = (input.source_id, input.target_id, relationship_type.id);
+        if let Some(first) = seen.insert(key, i) {
+            return Err(Error::Conflict(format!(
+                "{item} repeats input[{first}]: the same source, target and type"
+            )));
+        }
+        let attributes = check_attributes(&format!("{item}.attributes"), input.attributes)?;
+        rows.push(relationship::Model {
+            id: Uuid::now_v7(),
+            source_id: input.source_id,
+            target_id: input.target_id,
+            type_id: relationship_type.id,
+            attributes,
+            created_at: at,
+        });
+    }
+
+    // Refuse duplicates of existing relationships with a message naming the item; the
+    // unique index stays the last line of defence against a concurrent writer.
+    let sources: Vec<Uuid> = seen
+        .keys()
+        .map(|k| k.0)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    for existing in outgoing(&txn, &sources).await?.into_values().flatten() {
+        if let Some(i) = seen.get(&(existing.source_id, existing.target_id, existing.type_id)) {
+            return Err(Error::Conflict(format!(
+                "input[{i}]: this relationship already exists (id {})",
+                existing.id
+            )));
+        }
+    }
+
+    for chunk in rows.chunks(500) {
+        let models = chunk.iter().cloned().map(|row| relationship::ActiveModel {
+            id: Set(row.id),
+            source_id: Set(row.source_id),
+            target_id: Set(row.target_id),
+            type_id: Set(row.type_id),
+            attributes: Set(row.attributes),
+            created_at: Set(row.created_at),
+        });
+        Entity::insert_many(models)
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    let events = rows
+        .iter()
+        .map(|row| {
+            Event::new(
+                EntityType::Relationship,
+                row.id,
+                Action::Create,
+                None,
+                Some(row),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    audit::record_all(&txn, actor, events).await?;
+    txn.commit().await?;
+    Ok(rows)
+}
+
+/// Deletes all the relationships or none: an unknown id fails the whole call.
+pub async fn delete_many(
+    db: &impl Conn,
+    actor: &Actor,
+    ids: Vec<Uuid>,
+    limits: &Limits,
+) -> Result<Vec<relationship::Model>> {
+    if ids.len() > limits.max_batch_size {
+        return Err(Error::LimitExceeded(format!(
+            "{} relationships in one call, over the limit of {} (limit `max_batch_size`)",
+            ids.len(),
+            limits.max_batch_size
+        )));
+    }
+    let txn = begin_write(db).await?;
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(500) {
+        for row in Entity::find()
+            .filter(Column::Id.is_in(chunk.iter().copied()))
+            .all(&txn)
+            .await?
+        {
+            found.insert(row.id, row);
+        }
+    }
+    let mut deleted = Vec::with_capacity(ids.len());
+    let mut unique = HashSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        if !unique.insert(*id) {
+            continue;
+        }
+        match found.remove(id) {
+            Some(row) => deleted.push(row),
+            None => return Err(Error::not_found("relationship", id).within(&format!("ids[{i}]"))),
+        }
+    }
+    remove(&txn, actor, &deleted).await?;
+    txn.commit().await?;
+    Ok(deleted)
+}
+
+async fn remove(
+    txn: &impl ConnectionTrait,
+    actor: &Actor,
+    rows: &[relationship::Model],
+) -> Result<()> {
+    for chunk in rows.chunks(500) {
+        Entity::delete_many()
+            .filter(Column::Id.is_in(chunk.iter().map(|r| r.id)))
+            .exec(txn)
+            .await?;
+    }
+    let events = rows
+        .iter()
+        .map(|row| {
+            Event::new(
+                EntityType::Relationship,
+                row.id,
+                Action::Delete,
+                Some(row),
+                None,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    audit::record_all(txn, actor, events).await
+}
+
+/// Deletes every relationship with the CI at either end (part of deleting the CI).
+pub async fn delete_touching(txn: &impl ConnectionTrait, actor: &Actor, ci_id: Uuid) -> Result<()> {
+    let rows = Entity::find()
+        .filter(
+            Condition::any()
+                .add(Column::SourceId.eq(ci_id))
+                .add(Column::TargetId.eq(ci_id)),
+        )
+        .all(txn)
+        .await?;
+    remove(txn, actor, &rows).await
+}

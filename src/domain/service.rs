@@ -1,0 +1,614 @@
+//! Services: the business and technical services the organisation offers, and the CIs that
+//! make them up.
+//!
+//! Invariants: names are unique; a membership change bumps the service's version and is
+//! audited with the full member list before and after.
+
+use std::collections::{HashMap, HashSet};
+
+use entity::configuration_item;
+use entity::service::{self, Column, Entity};
+use entity::service_member;
+use entity::values::{Criticality, ServiceKind};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, TransactionSession, sea_query::Condition,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::audit::{self, Action, Actor, EntityType, Event};
+use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::{
+    Conn, Error, Patch, Result, TextMatch, now, optional_text, required_text, text_limits,
+};
+use crate::db::begin_write;
+use crate::limits::Limits;
+
+/// A service to create, optionally with its first members.
+#[derive(Debug, Clone)]
+pub struct NewService {
+    pub name: String,
+    pub kind: ServiceKind,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub criticality: Option<Criticality>,
+    pub member_ids: Vec<Uuid>,
+}
+
+/// Changes to a service's own fields (members change through their own calls).
+#[derive(Debug, Clone, Default)]
+pub struct ServiceChanges {
+    pub name: Option<String>,
+    pub kind: Option<ServiceKind>,
+    pub description: Patch<String>,
+    pub owner: Patch<String>,
+    pub criticality: Patch<Criticality>,
+}
+
+/// Which services to list.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceFilter {
+    pub kind: Option<ServiceKind>,
+    pub criticality: Option<Criticality>,
+    pub name: Option<TextMatch>,
+}
+
+/// The full state of a service as the audit trail keeps it.
+#[derive(Debug, Serialize)]
+struct Snapshot<'a> {
+    #[serde(flatten)]
+    service: &'a service::Model,
+    member_ids: Vec<Uuid>,
+}
+
+/// The service with that id, or `NOT_FOUND`.
+pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<service::Model> {
+    Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("service", id))
+}
+
+/// The services among `ids` that exist, keyed by id.
+pub async fn get_many(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, service::Model>> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        for row in Entity::find()
+            .filter(Column::Id.is_in(chunk.iter().copied()))
+            .all(db)
+            .await?
+        {
+            found.insert(row.id, row);
+        }
+    }
+    Ok(found)
+}
+
+impl ServiceFilter {
+    fn condition(&self) -> Condition {
+        let mut condition = Condition::all();
+        if let Some(kind) = self.kind {
+            condition = condition.add(Column::Kind.eq(kind));
+        }
+        if let Some(criticality) = self.criticality {
+            condition = condition.add(Column::Criticality.eq(criticality));
+        }
+        if let Some(name) = &self.name {
+            condition = condition.add(name.condition(Column::Name));
+        }
+        condition
+    }
+}
+
+/// One page of services, by name.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &ServiceFilter,
+    window: &PageWindow,
+) -> Result<Page<service::Model>> {
+    let select = Entity::find().filter(filter.condition());
+    let key = SortKey::by(Column::Name, Column::Id, false, "service:name:asc");
+    fetch_page(db, select, &key, window, |s| {
+        (Some(KeyValue::Text(s.name.clone())), KeyValue::Uuid(s.id))
+    })
+    .await
+}
+
+/// How many services match `filter`.
+pub async fn count(db: &impl ConnectionTrait, filter: &ServiceFilter) -> Result<u64> {
+    Ok(Entity::find().filter(filter.condition()).count(db).await?)
+}
+
+async fn member_rows(
+    db: &impl ConnectionTrait,
+    column: service_member::Column,
+    ids: &[Uuid],
+) -> Result<Vec<service_member::Model>> {
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(500) {
+        rows.extend(
+            service_member::Entity::find()
+                .filter(column.is_in(chunk.iter().copied()))
+                .order_by_asc(service_member::Column::AddedAt)
+                .order_by_asc(service_member::Column::CiId)
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(rows)
+}
+
+/// The services each of the CIs belongs to, by name.
+pub async fn services_of(
+    db: &impl ConnectionTrait,
+    ci_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<service::Model>>> {
+    let memberships = member_rows(db, service_member::Column::CiId, ci_ids).await?;
+    let service_ids: Vec<Uuid> = memberships
+        .iter()
+        .map(|m| m.service_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let services = get_many(db, &service_ids).await?;
+    let mut grouped: HashMap<Uuid, Vec<service::Model>> = HashMap::new();
+    for membership in memberships {
+        if let Some(service) = services.get(&membership.service_id) {
+            grouped
+                .entry(membership.ci_id)
+                .or_default()
+                .push(service.clone());
+        }
+    }
+    for list in grouped.values_mut() {
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(grouped)
+}
+
+/// The member CIs of each of the services, in the order they were added.
+pub async fn members_of(
+    db: &impl ConnectionTrait,
+    service_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<configuration_item::Model>>> {
+    let memberships = member_rows(db, service_member::Column::ServiceId, service_ids).await?;
+    let ci_ids: Vec<Uuid> = memberships
+        .iter()
+        .map(|m| m.ci_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let cis = super::ci::get_many(db, &ci_ids).await?;
+    let mut grouped: HashMap<Uuid, Vec<configuration_item::Model>> = HashMap::new();
+    for membership in memberships {
+        if let Some(ci) = cis.get(&membership.ci_id) {
+            grouped
+                .entry(membership.service_id)
+                .or_default()
+                .push(ci.clone());
+        }
+    }
+    Ok(grouped)
+}
+
+async fn member_ids(db: &impl ConnectionTrait, service_id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(
+        member_rows(db, service_member::Column::ServiceId, &[service_id])
+            .await?
+            .into_iter()
+            .map(|m| m.ci_id)
+            .collect(),
+    )
+}
+
+async fn ensure_name_free(
+    db: &impl ConnectionTrait,
+    name: &str,
+    except: Option<Uuid>,
+) -> Result<()> {
+    let mut query = Entity::find().filter(Column::Name.eq(name));
+    if let Some(id) = except {
+        query = query.filter(Column::Id.ne(id));
+    }
+    if query.count(db).await? > 0 {
+        return Err(Error::Conflict(format!(
+            "a service named `{name}` already exists"
+        )));
+    }
+    Ok(())
+}
+
+fn clean(field: &str, value: Option<String>, max: usize) -> Result<Option<String>> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| optional_text(field, v.trim(), max))
+        .transpose()
+}
+
+fn check_batch(ids: &[Uuid], limits: &Limits) -> Result<()> {
+    if ids.len() > limits.max_batch_size {
+        return Err(Error::LimitExceeded(format!(
+            "{} members in one call, over the limit of {} (limit `max_batch_size`)",
+            ids.len(),
+            limits.max_batch_size
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that every CI exists; the error names the first missing one.
+async fn ensure_cis_exist(db: &impl ConnectionTrait, field: &str, ids: &[Uuid]) -> Result<()> {
+    let found = super::ci::get_many(db, ids).await?;
+    for (i, id) in ids.iter().enumerate() {
+        if !found.contains_key(id) {
+            return Err(Error::not_found("configuration item", id).within(&format!("{field}[{i}]")));
+        }
+    }
+    Ok(())
+}
+
+async fn insert_members(
+    db: &impl ConnectionTrait,
+    service_id: Uuid,
+    ci_ids: &[Uuid],
+) -> Result<()> {
+    let at = now();
+    for chunk in ci_ids.chunks(500) {
+        let rows = chunk.iter().map(|ci| service_member::ActiveModel {
+            service_id: Set(service_id),
+            ci_id: Set(*ci),
+            added_at: Set(at),
+        });
+        service_member::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+fn dedup(ids: Vec<Uuid>) -> Vec<Uuid> {
+    let mut seen = HashSet::new();
+    ids.into_iter().filter(|id| seen.insert(*id)).collect()
+}
+
+/// Creates a service, with its first members if given.
+pub async fn create(
+    db: &impl Conn,
+    actor: &Actor,
+    input: NewService,
+    limits: &Limits,
+) -> Result<service::Model> {
+    let name = required_text("name", &input.name, text_limits::NAME)?;
+    let description = clean("description", input.description, text_limits::DESCRIPTION)?;
+    let owner = clean("owner", input.owner, text_limits::SHORT)?;
+    let members = dedup(input.member_ids);
+    check_batch(&members, limits)?;
+
+    let txn = begin_write(db).await?;
+    ensure_name_free(&txn, &name, None).await?;
+    ensure_cis_exist(&txn, "memberIds", &members).await?;
+    let at = now();
+    let model = service::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name),
+        kind: Set(input.kind),
+        description: Set(description),
+        owner: Set(owner),
+        criticality: Set(input.criticality),
+        version: Set(1),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+    .insert(&txn)
+    .await?;
+    insert_members(&txn, model.id, &members).await?;
+    let after = Snapshot {
+        service: &model,
+        member_ids: members,
+    };
+    audit::record(
+        &txn,
+        actor,
+        Event::new(
+            EntityType::Service,
+            model.id,
+            Action::Create,
+            None,
+            Some(&after),
+        )?,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(model)
+}
+
+/// Writes the new state of a service over the old one if nobody changed it in between.
+async fn write_change(
+    txn: &impl ConnectionTrait,
+    before: &service::Model,
+    after: &mut service::Model,
+) -> Result<()> {
+    after.version = before.version + 1;
+    after.updated_at = now();
+    let mut active: service::ActiveModel = before.clone().into();
+    active.name = Set(after.name.clone());
+    active.kind = Set(after.kind);
+    active.description = Set(after.description.clone());
+    active.owner = Set(after.owner.clone());
+    active.criticality = Set(after.criticality);
+    active.version = Set(after.version);
+    active.updated_at = Set(after.updated_at);
+    let result = Entity::update_many()
+        .set(active)
+        .filter(Column::Id.eq(before.id))
+        .filter(Column::Version.eq(before.version))
+        .exec(txn)
+        .await?;
+    if result.rows_affected == 0 {
+        let current = get(txn, before.id).await?;
+        return Err(Error::VersionMismatch {
+            expected: before.version,
+            actual: current.version,
+        });
+    }
+    Ok(())
+}
+
+fn check_version(service: &service::Model, expected: Option<i32>) -> Result<()> {
+    match expected {
+        Some(expected) if expected != service.version => Err(Error::VersionMismatch {
+            expected,
+            actual: service.version,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Changes a service's fields; with `expected_version`, only if it is still at that version.
+pub async fn update(
+    db: &impl Conn,
+    actor: &Actor,
+    id: Uuid,
+    expected_version: Option<i32>,
+    changes: ServiceChanges,
+) -> Result<service::Model> {
+    let name = changes
+        .name
+        .map(|n| required_text("name", &n, text_limits::NAME))
+        .transpose()?;
+    let txn = begin_write(db).await?;
+    let before = get(&txn, id).await?;
+    check_version(&before, expected_version)?;
+    let mut after = before.clone();
+    if let Some(name) = name {
+        if name != before.name {
+            ensure_name_free(&txn, &name, Some(id)).await?;
+        }
+        after.name = name;
+    }
+    if let Some(kind) = changes.kind {
+        after.kind = kind;
+    }
+    let description = match changes.description {
+        Patch::Set(text) if text.trim().is_empty() => Patch::Clear,
+        Patch::Set(text) => Patch::Set(optional_text(
+            "description",
+            text.trim(),
+            text_limits::DESCRIPTION,
+        )?),
+        other => other,
+    };
+    let owner = match changes.owner {
+        Patch::Set(text) if text.trim().is_empty() => Patch::Clear,
+        Patch::Set(text) => Patch::Set(optional_text("owner", text.trim(), text_limits::SHORT)?),
+        other => other,
+    };
+    after.description = description.apply(after.description);
+    after.owner = owner.apply(after.owner);
+    after.criticality = changes.criticality.apply(after.criticality);
+    if after == before {
+        return Ok(before);
+    }
+    write_change(&txn, &before, &mut after).await?;
+    let members = member_ids(&txn, id).await?;
+    let before_snapshot = Snapshot {
+        service: &before,
+        member_ids: members.clone(),
+    };
+    let after_snapshot = Snapshot {
+        service: &after,
+        member_ids: members,
+    };
+    audit::record(
+        &txn,
+        actor,
+        Event::new(
+            EntityType::Service,
+            id,
+            Action::Update,
+            Some(&before_snapshot),
+            Some(&after_snapshot),
+        )?,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// Adds CIs to a service. CIs already members are left as they are; an unknown CI fails
+/// the whole call.
+pub async fn add_members(
+    db: &impl Conn,
+    actor: &Actor,
+    service_id: Uuid,
+    ci_ids: Vec<Uuid>,
+    limits: &Limits,
+) -> Result<service::Model> {
+    let ci_ids = dedup(ci_ids);
+    check_batch(&ci_ids, limits)?;
+    let txn = begin_write(db).await?;
+    let before = get(&txn, service_id).await?;
+    ensure_cis_exist(&txn, "ciIds", &ci_ids).await?;
+    let current = member_ids(&txn, service_id).await?;
+    let existing: HashSet<Uuid> = current.iter().copied().collect();
+    let new: Vec<Uuid> = ci_ids
+        .into_iter()
+        .filter(|id| !existing.contains(id))
+        .collect();
+    if new.is_empty() {
+        return Ok(before);
+    }
+    insert_members(&txn, service_id, &new).await?;
+    let mut after = before.clone();
+    write_change(&txn, &before, &mut after).await?;
+    let mut after_members = current.clone();
+    after_members.extend(new);
+    record_membership(
+        &txn,
+        actor,
+        Action::AddMembers,
+        &before,
+        current,
+        &after,
+        after_members,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// Removes CIs from a service; CIs that are not members are ignored.
+pub async fn remove_members(
+    db: &impl Conn,
+    actor: &Actor,
+    service_id: Uuid,
+    ci_ids: Vec<Uuid>,
+    limits: &Limits,
+) -> Result<service::Model> {
+    let ci_ids = dedup(ci_ids);
+    check_batch(&ci_ids, limits)?;
+    let txn = begin_write(db).await?;
+    let before = get(&txn, service_id).await?;
+    let after = remove_members_in(&txn, actor, &before, &ci_ids).await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+async fn remove_members_in(
+    txn: &impl ConnectionTrait,
+    actor: &Actor,
+    before: &service::Model,
+    ci_ids: &[Uuid],
+) -> Result<service::Model> {
+    let current = member_ids(txn, before.id).await?;
+    let removing: HashSet<Uuid> = ci_ids.iter().copied().collect();
+    let remaining: Vec<Uuid> = current
+        .iter()
+        .copied()
+        .filter(|id| !removing.contains(id))
+        .collect();
+    if remaining.len() == current.len() {
+        return Ok(before.clone());
+    }
+    for chunk in ci_ids.chunks(500) {
+        service_member::Entity::delete_many()
+            .filter(service_member::Column::ServiceId.eq(before.id))
+            .filter(service_member::Column::CiId.is_in(chunk.iter().copied()))
+            .exec(txn)
+            .await?;
+    }
+    let mut after = before.clone();
+    write_change(txn, before, &mut after).await?;
+    record_membership(
+        txn,
+        actor,
+        Action::RemoveMembers,
+        before,
+        current,
+        &after,
+        remaining,
+    )
+    .await?;
+    Ok(after)
+}
+
+async fn record_membership(
+    txn: &impl ConnectionTrait,
+    actor: &Actor,
+    action: Action,
+    before: &service::Model,
+    before_members: Vec<Uuid>,
+    after: &service::Model,
+    after_members: Vec<Uuid>,
+) -> Result<()> {
+    let before = Snapshot {
+        service: before,
+        member_ids: before_members,
+    };
+    let after = Snapshot {
+        service: after,
+        member_ids: after_members,
+    };
+    audit::record(
+        txn,
+        actor,
+        Event::new(
+            EntityType::Service,
+            after.service.id,
+            action,
+            Some(&before),
+            Some(&after),
+        )?,
+    )
+    .await
+}
+
+/// Removes a CI from every service it belongs to (part of deleting the CI).
+pub async fn remove_from_all_services(
+    txn: &impl ConnectionTrait,
+    actor: &Actor,
+    ci_id: Uuid,
+) -> Result<()> {
+    let services = services_of(txn, &[ci_id])
+        .await?
+        .remove(&ci_id)
+        .unwrap_or_default();
+    for service in services {
+        remove_members_in(txn, actor, &service, &[ci_id]).await?;
+    }
+    Ok(())
+}
+
+/// Deletes a service; its member CIs stay.
+pub async fn delete(
+    db: &impl Conn,
+    actor: &Actor,
+    id: Uuid,
+    expected_version: Option<i32>,
+) -> Result<service::Model> {
+    let txn = begin_write(db).await?;
+    let service = get(&txn, id).await?;
+    check_version(&service, expected_version)?;
+    let members = member_ids(&txn, id).await?;
+    service_member::Entity::delete_many()
+        .filter(service_member::Column::ServiceId.eq(id))
+        .exec(&txn)
+        .await?;
+    Entity::delete_by_id(id).exec(&txn).await?;
+    let before = Snapshot {
+        service: &service,
+        member_ids: members,
+    };
+    audit::record(
+        &txn,
+        actor,
+        Event::new(EntityType::Service, id, Action::Delete, Some(&before), None)?,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(service)
+}
