@@ -1,0 +1,191 @@
+//! The `cmdb` command line: one binary that serves, migrates, loads the demo estate and
+//! exports the schema. Every option can also be set through its environment variable.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::db::{self, DbConfig};
+use crate::domain::{audit::Actor, demo};
+use crate::error::Error;
+use crate::http::{self, AppState, HttpOptions};
+use crate::limits::Limits;
+use crate::telemetry::{self, LogFormat};
+
+/// cmdb: a configuration management database with a GraphQL API.
+///
+/// Start with `cmdb serve --demo` and open http://127.0.0.1:8080/graphql.
+#[derive(Debug, Parser)]
+#[command(name = "cmdb", version, about, long_about = None)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(
+        long,
+        env = "CMDB_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the GraphQL server (applies pending migrations first).
+    Serve(ServeArgs),
+    /// Run the server with the demo estate loaded (same as `serve --demo`).
+    Demo(ServeArgs),
+    /// Apply pending migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Print the GraphQL schema (SDL) and exit.
+    ExportSchema,
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://FILE?mode=rwc` (embedded, the default) or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB`.
+    #[arg(
+        long,
+        env = "CMDB_DATABASE_URL",
+        default_value = "sqlite://cmdb.db?mode=rwc"
+    )]
+    pub database_url: String,
+
+    /// Largest number of database connections.
+    #[arg(long, env = "CMDB_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+}
+
+/// How to serve.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "CMDB_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Load the demo estate if the database holds no configuration item yet.
+    #[arg(long, env = "CMDB_DEMO")]
+    pub demo: bool,
+
+    /// Origin allowed to call the API from a browser (repeatable, or comma-separated);
+    /// `*` allows any origin. None by default.
+    #[arg(long = "cors-origin", env = "CMDB_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Largest request body in bytes.
+    #[arg(long, env = "CMDB_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+
+    /// Largest page a list returns (`first`/`last` above it is LIMIT_EXCEEDED).
+    #[arg(long, env = "CMDB_MAX_PAGE_SIZE", default_value_t = Limits::default().max_page_size)]
+    pub max_page_size: usize,
+
+    /// Most items a bulk mutation takes in one call.
+    #[arg(long, env = "CMDB_MAX_BATCH_SIZE", default_value_t = Limits::default().max_batch_size)]
+    pub max_batch_size: usize,
+
+    /// Deepest nesting a GraphQL query may have.
+    #[arg(long, env = "CMDB_MAX_QUERY_DEPTH", default_value_t = Limits::default().max_query_depth)]
+    pub max_query_depth: usize,
+
+    /// Highest complexity score a GraphQL query may have.
+    #[arg(long, env = "CMDB_MAX_QUERY_COMPLEXITY", default_value_t = Limits::default().max_query_complexity)]
+    pub max_query_complexity: usize,
+}
+
+impl ServeArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_page_size: self.max_page_size,
+            max_batch_size: self.max_batch_size,
+            max_query_depth: self.max_query_depth,
+            max_query_complexity: self.max_query_complexity,
+            max_body_bytes: self.max_body_bytes,
+            ..Limits::default()
+        }
+    }
+}
+
+impl DatabaseArgs {
+    fn config(&self) -> DbConfig {
+        DbConfig {
+            max_connections: self.db_max_connections,
+            ..DbConfig::new(self.database_url.clone())
+        }
+    }
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    telemetry::init(cli.log_format);
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Demo(mut args) => {
+            args.demo = true;
+            serve(args).await
+        }
+        Command::Migrate(args) => {
+            let db = db::connect(&args.config())
+                .await
+                .map_err(Error::into_report)?;
+            db::migrate(&db).await.map_err(Error::into_report)?;
+            tracing::info!(database = %db::redact_password(&args.database_url), "migrations applied");
+            Ok(())
+        }
+        Command::ExportSchema => {
+            print!("{}", crate::graphql::sdl());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let db = db::connect(&args.database.config())
+        .await
+        .map_err(Error::into_report)?;
+    db::migrate(&db).await.map_err(Error::into_report)?;
+    tracing::info!(database = %db::redact_password(&args.database.database_url), "database ready");
+    if args.demo {
+        match demo::load(&db, &Actor::system())
+            .await
+            .map_err(Error::into_report)?
+        {
+            demo::DemoOutcome::Loaded {
+                cis,
+                relationships,
+                services,
+            } => tracing::info!(cis, relationships, services, "demo estate loaded"),
+            demo::DemoOutcome::Skipped { existing_cis } => tracing::info!(
+                existing_cis,
+                "demo estate not loaded: the database already holds configuration items"
+            ),
+        }
+    }
+    let limits = args.limits();
+    let options = HttpOptions {
+        cors_origins: args.cors_origins.clone(),
+        max_body_bytes: limits.max_body_bytes,
+    };
+    let app = http::app(AppState::new(db, limits), &options);
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let address: SocketAddr = listener.local_addr()?;
+    tracing::info!(
+        "listening on http://{address}/graphql (GraphiQL in a browser; POST for the API)"
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(http::shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,509 @@
+//! `ConfigurationItem`: the type, its queries and its mutations.
+
+use async_graphql::{
+    Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, OneofObject, Result,
+};
+use chrono::{DateTime, Utc};
+use entity::configuration_item;
+use entity::values;
+use serde_json::Value;
+
+use super::audit::{AuditEventConnection, history_of};
+use super::catalog::CiClass;
+use super::context::{actor, db, loaders, parse_id, parse_ids};
+use super::loaders::{CiById, Classes, IncomingOf, OutgoingOf, ServicesOf};
+use super::pagination::{self, TotalCount, connection, connection_type};
+use super::relationship::Relationship;
+use super::service::Service;
+use crate::domain::audit::EntityType;
+use crate::domain::{Patch, TextMatch, ci};
+use crate::error::Error;
+
+/// Where a configuration item is in its life.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "values::LifecycleStatus")]
+pub enum LifecycleStatus {
+    /// Ordered or designed, not yet running.
+    Planned,
+    /// Running and supporting what depends on it.
+    InService,
+    /// Temporarily out of normal operation for maintenance.
+    UnderMaintenance,
+    /// Decommissioned; kept for the record and out of impact analysis.
+    Retired,
+}
+
+/// How much the business suffers when a CI or service fails.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "values::Criticality")]
+pub enum Criticality {
+    /// Inconvenience only.
+    Low,
+    /// Degrades a business activity.
+    Medium,
+    /// Stops a business activity.
+    High,
+    /// Stops the business, or breaks law or safety.
+    Critical,
+}
+
+/// A managed component of the estate: a server, a VM, a database, an application...
+pub struct ConfigurationItem(pub configuration_item::Model);
+
+connection_type!(
+    ConfigurationItemConnection,
+    ConfigurationItemEdge,
+    ConfigurationItem,
+    "A page of configuration items.",
+    "A configuration item in a page, with its cursor."
+);
+
+impl ConfigurationItem {
+    async fn relationships(
+        &self,
+        ctx: &Context<'_>,
+        list: Option<Vec<entity::relationship::Model>>,
+        types: Option<Vec<String>>,
+    ) -> Result<Vec<Relationship>> {
+        let rows = list.unwrap_or_default();
+        let rows = match types {
+            None => rows,
+            Some(names) => {
+                let catalog = loaders(ctx)?
+                    .load_one(super::loaders::RelationshipTypes)
+                    .await?
+                    .ok_or_else(|| Error::internal(anyhow::anyhow!("type catalogue missing")))?;
+                let ids = catalog.ids_of("types", &names)?;
+                rows.into_iter()
+                    .filter(|r| ids.contains(&r.type_id))
+                    .collect()
+            }
+        };
+        Ok(rows.into_iter().map(Relationship).collect())
+    }
+}
+
+/// A managed component of the estate: a server, a VM, a database, an application...
+#[Object]
+impl ConfigurationItem {
+    /// Stable identifier (a UUID).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Name, unique only together with its class and environment by convention.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Free text describing the CI.
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    /// The class of the CI, which defines the attributes it may have.
+    async fn ci_class(&self, ctx: &Context<'_>) -> Result<CiClass> {
+        let catalog = loaders(ctx)?
+            .load_one(Classes)
+            .await?
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("class catalogue missing")))?;
+        let class = catalog
+            .get(self.0.class_id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("CI class", self.0.class_id))?;
+        Ok(CiClass::new(class, catalog))
+    }
+
+    /// Lifecycle status.
+    async fn status(&self) -> LifecycleStatus {
+        self.0.status.into()
+    }
+
+    /// Environment such as `production`, `staging` or `development`.
+    async fn environment(&self) -> Option<&str> {
+        self.0.environment.as_deref()
+    }
+
+    /// How much the business suffers when this CI fails.
+    async fn criticality(&self) -> Option<Criticality> {
+        self.0.criticality.map(Into::into)
+    }
+
+    /// The team responsible for the CI.
+    async fn owner(&self) -> Option<&str> {
+        self.0.owner.as_deref()
+    }
+
+    /// Class-specific attributes, as a JSON object.
+    async fn attributes(&self) -> Json<Value> {
+        Json(self.0.attributes.clone())
+    }
+
+    /// Starts at 1 and grows by one with every change; pass it back as `expectedVersion`
+    /// to update safely.
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+
+    /// When the CI was recorded.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When the CI last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    /// Relationships from this CI to others, optionally only of the given types.
+    #[graphql(complexity = "5 * child_complexity")]
+    async fn outgoing(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only relationships of these type names.")] types: Option<Vec<String>>,
+    ) -> Result<Vec<Relationship>> {
+        let list = loaders(ctx)?.load_one(OutgoingOf(self.0.id)).await?;
+        self.relationships(ctx, list, types).await
+    }
+
+    /// Relationships from other CIs to this one, optionally only of the given types.
+    #[graphql(complexity = "5 * child_complexity")]
+    async fn incoming(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only relationships of these type names.")] types: Option<Vec<String>>,
+    ) -> Result<Vec<Relationship>> {
+        let list = loaders(ctx)?.load_one(IncomingOf(self.0.id)).await?;
+        self.relationships(ctx, list, types).await
+    }
+
+    /// The services this CI is a member of, by name.
+    #[graphql(complexity = "2 * child_complexity")]
+    async fn services(&self, ctx: &Context<'_>) -> Result<Vec<Service>> {
+        let list = loaders(ctx)?.load_one(ServicesOf(self.0.id)).await?;
+        Ok(list.unwrap_or_default().into_iter().map(Service).collect())
+    }
+
+    /// The audit events of this CI, newest first.
+    #[graphql(complexity = "pagination::complexity(first, last, child_complexity)")]
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<AuditEventConnection> {
+        history_of(
+            ctx,
+            EntityType::ConfigurationItem,
+            self.0.id.to_string(),
+            pagination::window(ctx, first, after, last, before)?,
+        )
+        .await
+    }
+}
+
+/// Matches a text; give exactly one of the fields.
+#[derive(OneofObject)]
+pub enum TextFilter {
+    /// Exactly this text (case-sensitive).
+    Equals(String),
+    /// Texts starting with this, ignoring case.
+    StartsWith(String),
+    /// Texts containing this, ignoring case.
+    Contains(String),
+}
+
+impl From<TextFilter> for TextMatch {
+    fn from(filter: TextFilter) -> Self {
+        match filter {
+            TextFilter::Equals(text) => TextMatch::Equals(text),
+            TextFilter::StartsWith(text) => TextMatch::StartsWith(text),
+            TextFilter::Contains(text) => TextMatch::Contains(text),
+        }
+    }
+}
+
+/// An attribute that must equal a value.
+#[derive(InputObject)]
+pub struct AttributeFilter {
+    /// Attribute name.
+    pub name: String,
+    /// The JSON value it must equal (a string, number, boolean...).
+    pub equals: Json<Value>,
+}
+
+/// Which CIs to list; all given criteria must hold.
+#[derive(InputObject, Default)]
+pub struct ConfigurationItemFilter {
+    /// Only these CIs.
+    pub ids: Option<Vec<ID>>,
+    /// Class name; includes CIs of its subclasses.
+    pub class: Option<String>,
+    /// Any of these statuses.
+    pub status: Option<Vec<LifecycleStatus>>,
+    /// Exact environment.
+    pub environment: Option<String>,
+    /// Exact owner.
+    pub owner: Option<String>,
+    /// Exact criticality.
+    pub criticality: Option<Criticality>,
+    /// Name match.
+    pub name: Option<TextFilter>,
+    /// Attributes that must equal given values.
+    pub attributes: Option<Vec<AttributeFilter>>,
+    /// Changed at or after this time.
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Members of this service.
+    pub service_id: Option<ID>,
+}
+
+impl ConfigurationItemFilter {
+    fn into_domain(self) -> Result<ci::CiFilter, Error> {
+        Ok(ci::CiFilter {
+            ids: self
+                .ids
+                .map(|ids| parse_ids("filter.ids", &ids))
+                .transpose()?,
+            class: self.class,
+            statuses: self.status.map(|s| s.into_iter().map(Into::into).collect()),
+            environment: self.environment,
+            owner: self.owner,
+            criticality: self.criticality.map(Into::into),
+            name: self.name.map(Into::into),
+            attributes: self
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| (a.name, a.equals.0))
+                .collect(),
+            updated_since: self.updated_since,
+            service_id: self
+                .service_id
+                .map(|id| parse_id("filter.serviceId", &id))
+                .transpose()?,
+        })
+    }
+}
+
+/// Fields a CI list can be sorted by (ties are broken by id).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
+pub enum ConfigurationItemOrderField {
+    /// By name.
+    #[default]
+    Name,
+    /// By creation time.
+    CreatedAt,
+    /// By time of last change.
+    UpdatedAt,
+}
+
+/// Sort direction.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
+pub enum SortDirection {
+    /// Smallest first.
+    #[default]
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// The order of a CI list.
+#[derive(InputObject)]
+pub struct ConfigurationItemOrder {
+    /// Sort field.
+    #[graphql(default)]
+    pub field: ConfigurationItemOrderField,
+    /// Sort direction.
+    #[graphql(default)]
+    pub direction: SortDirection,
+}
+
+impl From<ConfigurationItemOrder> for ci::CiOrder {
+    fn from(order: ConfigurationItemOrder) -> Self {
+        ci::CiOrder {
+            field: match order.field {
+                ConfigurationItemOrderField::Name => ci::CiSortField::Name,
+                ConfigurationItemOrderField::CreatedAt => ci::CiSortField::CreatedAt,
+                ConfigurationItemOrderField::UpdatedAt => ci::CiSortField::UpdatedAt,
+            },
+            descending: order.direction == SortDirection::Desc,
+        }
+    }
+}
+
+/// Queries about configuration items.
+#[derive(Default)]
+pub struct CiQuery;
+
+/// Queries about configuration items.
+#[Object]
+impl CiQuery {
+    /// The CI with this id; null with a `NOT_FOUND` error when there is none.
+    async fn configuration_item(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<Option<ConfigurationItem>> {
+        let id = parse_id("id", &id)?;
+        let ci = loaders(ctx)?
+            .load_one(CiById(id))
+            .await?
+            .ok_or_else(|| Error::not_found("configuration item", id))?;
+        Ok(Some(ConfigurationItem(ci)))
+    }
+
+    /// CIs matching the filter, a page at a time (by name unless `orderBy` says otherwise).
+    #[graphql(complexity = "pagination::complexity(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn configuration_items(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ConfigurationItemFilter>,
+        order_by: Option<ConfigurationItemOrder>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<ConfigurationItemConnection> {
+        let window = pagination::window(ctx, first, after, last, before)?;
+        let filter = filter.unwrap_or_default().into_domain()?;
+        let order = order_by.map(Into::into).unwrap_or_default();
+        let page = ci::list(db(ctx)?, &filter, order, &window).await?;
+        let total = TotalCount::new(move |db| {
+            let filter = filter.clone();
+            Box::pin(async move { ci::count(&db, &filter).await })
+        });
+        Ok(connection(page, total, ConfigurationItem))
+    }
+}
+
+/// A configuration item to record.
+#[derive(InputObject)]
+pub struct CreateConfigurationItemInput {
+    /// Class name, such as `server`.
+    pub class: String,
+    /// Name of the CI.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Lifecycle status; `IN_SERVICE` when not given.
+    pub status: Option<LifecycleStatus>,
+    /// Environment, such as `production`.
+    pub environment: Option<String>,
+    /// Business criticality.
+    pub criticality: Option<Criticality>,
+    /// Responsible team.
+    pub owner: Option<String>,
+    /// Attributes, checked against the class.
+    pub attributes: Option<Json<Value>>,
+}
+
+/// Changes to a CI. Omitted fields stay as they are; optional fields set to null are cleared.
+#[derive(InputObject, Default)]
+pub struct UpdateConfigurationItemInput {
+    /// New name.
+    pub name: Option<String>,
+    /// New description; null clears it.
+    pub description: MaybeUndefined<String>,
+    /// New lifecycle status.
+    pub status: Option<LifecycleStatus>,
+    /// New environment; null clears it.
+    pub environment: MaybeUndefined<String>,
+    /// New criticality; null clears it.
+    pub criticality: MaybeUndefined<Criticality>,
+    /// New owner; null clears it.
+    pub owner: MaybeUndefined<String>,
+    /// Replaces all attributes.
+    pub attributes: Option<Json<Value>>,
+    /// Merged into the attributes: keys set to null are removed, others set.
+    pub attribute_patch: Option<Json<Value>>,
+}
+
+fn patch<T, U: From<T>>(value: MaybeUndefined<T>) -> Patch<U> {
+    match value {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(value) => Patch::Set(value.into()),
+    }
+}
+
+/// Mutations of configuration items.
+#[derive(Default)]
+pub struct CiMutation;
+
+/// Mutations of configuration items.
+#[Object]
+impl CiMutation {
+    /// Records a new CI. Its attributes must satisfy its class.
+    async fn create_configuration_item(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateConfigurationItemInput,
+    ) -> Result<ConfigurationItem> {
+        let new = ci::NewCi {
+            class: input.class,
+            name: input.name,
+            description: input.description,
+            status: input.status.map(Into::into),
+            environment: input.environment,
+            criticality: input.criticality.map(Into::into),
+            owner: input.owner,
+            attributes: input.attributes.map(|a| a.0),
+        };
+        Ok(ConfigurationItem(
+            ci::create(db(ctx)?, &actor(ctx), new).await?,
+        ))
+    }
+
+    /// Changes a CI. With `expectedVersion`, the change applies only if the CI is still at
+    /// that version (otherwise `VERSION_MISMATCH` and nothing changes).
+    async fn update_configuration_item(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        expected_version: Option<i32>,
+        input: UpdateConfigurationItemInput,
+    ) -> Result<ConfigurationItem> {
+        let id = parse_id("id", &id)?;
+        let changes = ci::CiChanges {
+            name: input.name,
+            description: patch(input.description),
+            status: input.status.map(Into::into),
+            environment: patch(input.environment),
+            criticality: patch(input.criticality),
+            owner: patch(input.owner),
+            attributes: input.attributes.map(|a| a.0),
+            attribute_patch: input.attribute_patch.map(|a| a.0),
+        };
+        let updated = ci::update(db(ctx)?, &actor(ctx), id, expected_version, changes).await?;
+        Ok(ConfigurationItem(updated))
+    }
+
+    /// Marks a CI retired: kept on record with its relationships, out of impact analysis.
+    async fn retire_configuration_item(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        expected_version: Option<i32>,
+    ) -> Result<ConfigurationItem> {
+        let id = parse_id("id", &id)?;
+        Ok(ConfigurationItem(
+            ci::retire(db(ctx)?, &actor(ctx), id, expected_version).await?,
+        ))
+    }
+
+    /// Deletes a CI with its relationships and service memberships; returns its id.
+    /// Retire CIs that existed; delete only mistakes.
+    async fn delete_configuration_item(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        expected_version: Option<i32>,
+    ) -> Result<ID> {
+        let id = parse_id("id", &id)?;
+        let deleted = ci::delete(db(ctx)?, &actor(ctx), id, expected_version).await?;
+        Ok(ID(deleted.id.to_string()))
+    }
+}

@@ -1,0 +1,52 @@
+//! What resolvers take from the request context: the database, the limits, the actor and
+//! the request's loaders. Set once by the HTTP layer (per request) and the schema builder.
+
+use async_graphql::Context;
+use async_graphql::ID;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use super::loaders::Loaders;
+use crate::domain::audit::Actor;
+use crate::error::Error;
+use crate::limits::Limits;
+
+/// The database connection pool.
+pub fn db<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a DatabaseConnection> {
+    ctx.data::<DatabaseConnection>()
+}
+
+/// The limits in force.
+pub fn limits<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Limits> {
+    ctx.data::<Limits>()
+}
+
+/// Who is making the request; `anonymous` when nobody said.
+pub fn actor(ctx: &Context<'_>) -> Actor {
+    ctx.data_opt::<Actor>()
+        .cloned()
+        .unwrap_or_else(|| Actor::named(""))
+}
+
+/// The loaders of this request.
+pub fn loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Loaders> {
+    ctx.data::<Loaders>()
+}
+
+/// Parses an id argument, naming the argument when it is not a UUID.
+pub fn parse_id(field: &str, id: &ID) -> Result<Uuid, Error> {
+    Uuid::parse_str(id.as_str()).map_err(|_| {
+        Error::invalid(
+            field,
+            format!("{field}: `{}` is not a valid id", id.as_str()),
+        )
+    })
+}
+
+/// Parses a list of ids, naming the position of the first that is not a UUID.
+pub fn parse_ids(field: &str, ids: &[ID]) -> Result<Vec<Uuid>, Error> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| parse_id(&format!("{field}[{i}]"), id))
+        .collect()
+}

@@ -1,0 +1,249 @@
+//! Every nested lookup of the schema goes through these loaders, so a page of N items costs
+//! a fixed number of queries, not N. One loader set is built per request: nothing is cached
+//! across requests (or users), and within a request loads are batched but not cached, so a
+//! field read after a mutation sees the mutation's result.
+//!
+//! Each key type is one kind of lookup and calls exactly one domain function.
+//!
+//! Batching does not depend on timing. The loader tasks of a request run on the request's
+//! own task ([`LoaderTasks::drive`]), polled only when query execution can make no more
+//! progress: by then every resolver of the current level has registered its key, so one
+//! level of a query costs one statement per kind of lookup, whatever the page size and
+//! however loaded the machine.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::futures_util::StreamExt;
+use async_graphql::futures_util::future::BoxFuture;
+use async_graphql::futures_util::stream::FuturesUnordered;
+use entity::{configuration_item, relationship, service};
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use crate::domain::ci_class::ClassCatalog;
+use crate::domain::relationship_type::TypeCatalog;
+use crate::domain::{ci, relationship as relationships, service as services};
+use crate::error::Error;
+
+/// The loaders of one request.
+pub type Loaders = DataLoader<CmdbLoader>;
+
+/// The batch loads spawned by a request's loaders, waiting to run on the request's task.
+#[derive(Clone, Default)]
+pub struct LoaderTasks {
+    spawned: Arc<Mutex<Vec<BoxFuture<'static, ()>>>>,
+}
+
+impl LoaderTasks {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        if let Ok(mut spawned) = self.spawned.lock() {
+            spawned.push(task);
+        }
+    }
+
+    fn take(&self) -> Vec<BoxFuture<'static, ()>> {
+        self.spawned
+            .lock()
+            .map(|mut spawned| std::mem::take(&mut *spawned))
+            .unwrap_or_default()
+    }
+
+    /// Runs `execution` to completion, running the loads it spawns whenever it waits.
+    ///
+    /// Execution that yields while it still has work (async-graphql resolves long lists
+    /// in slices and yields between them) is polled again before any load starts, so
+    /// the keys of a whole list go into one batch.
+    pub async fn drive<F: Future>(&self, execution: F) -> F::Output {
+        let mut execution = pin!(execution);
+        let mut running = FuturesUnordered::new();
+        std::future::poll_fn(|cx| {
+            let signal = Arc::new(WakeSignal {
+                woken: AtomicBool::new(false),
+                waker: cx.waker().clone(),
+            });
+            let waker = Waker::from(signal.clone());
+            if let Poll::Ready(output) = execution.as_mut().poll(&mut Context::from_waker(&waker)) {
+                return Poll::Ready(output);
+            }
+            if signal.woken.load(Ordering::SeqCst) {
+                // More resolvers are ready to run; the runtime polls us again right away.
+                return Poll::Pending;
+            }
+            loop {
+                running.extend(self.take());
+                while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
+                if self.spawned.lock().map(|s| s.is_empty()).unwrap_or(true) {
+                    // Finished loads woke their resolvers through `waker`, which polls
+                    // us again.
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// Remembers that execution asked to be polled again, and passes the wake-up on.
+struct WakeSignal {
+    woken: AtomicBool,
+    waker: Waker,
+}
+
+impl Wake for WakeSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.waker.wake_by_ref();
+    }
+}
+
+/// Builds the loaders for one request; their loads run in `tasks`.
+pub fn for_request(db: DatabaseConnection, tasks: &LoaderTasks) -> Loaders {
+    let tasks = tasks.clone();
+    DataLoader::new(CmdbLoader { db }, move |task| tasks.spawn(task)).delay(Duration::ZERO)
+}
+
+/// Batches lookups of every kind against one database.
+pub struct CmdbLoader {
+    db: DatabaseConnection,
+}
+
+/// A configuration item by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CiById(pub Uuid);
+
+/// The relationships leaving a CI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutgoingOf(pub Uuid);
+
+/// The relationships arriving at a CI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IncomingOf(pub Uuid);
+
+/// The services a CI belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServicesOf(pub Uuid);
+
+/// The member CIs of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MembersOf(pub Uuid);
+
+/// The whole class catalogue (loaded once per request however many CIs ask).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Classes;
+
+/// The whole relationship type catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RelationshipTypes;
+
+fn regroup<K, V>(keys: &[K], mut found: HashMap<Uuid, V>, id: impl Fn(&K) -> Uuid) -> HashMap<K, V>
+where
+    K: Copy + Eq + std::hash::Hash,
+{
+    keys.iter()
+        .filter_map(|key| found.remove(&id(key)).map(|value| (*key, value)))
+        .collect()
+}
+
+impl Loader<CiById> for CmdbLoader {
+    type Value = configuration_item::Model;
+    type Error = Error;
+
+    async fn load(&self, keys: &[CiById]) -> Result<HashMap<CiById, Self::Value>, Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(regroup(keys, ci::get_many(&self.db, &ids).await?, |k| k.0))
+    }
+}
+
+impl Loader<OutgoingOf> for CmdbLoader {
+    type Value = Vec<relationship::Model>;
+    type Error = Error;
+
+    async fn load(&self, keys: &[OutgoingOf]) -> Result<HashMap<OutgoingOf, Self::Value>, Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(regroup(
+            keys,
+            relationships::outgoing(&self.db, &ids).await?,
+            |k| k.0,
+        ))
+    }
+}
+
+impl Loader<IncomingOf> for CmdbLoader {
+    type Value = Vec<relationship::Model>;
+    type Error = Error;
+
+    async fn load(&self, keys: &[IncomingOf]) -> Result<HashMap<IncomingOf, Self::Value>, Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(regroup(
+            keys,
+            relationships::incoming(&self.db, &ids).await?,
+            |k| k.0,
+        ))
+    }
+}
+
+impl Loader<ServicesOf> for CmdbLoader {
+    type Value = Vec<service::Model>;
+    type Error = Error;
+
+    async fn load(&self, keys: &[ServicesOf]) -> Result<HashMap<ServicesOf, Self::Value>, Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(regroup(
+            keys,
+            services::services_of(&self.db, &ids).await?,
+            |k| k.0,
+        ))
+    }
+}
+
+impl Loader<MembersOf> for CmdbLoader {
+    type Value = Vec<configuration_item::Model>;
+    type Error = Error;
+
+    async fn load(&self, keys: &[MembersOf]) -> Result<HashMap<MembersOf, Self::Value>, Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(regroup(
+            keys,
+            services::members_of(&self.db, &ids).await?,
+            |k| k.0,
+        ))
+    }
+}
+
+impl Loader<Classes> for CmdbLoader {
+    type Value = Arc<ClassCatalog>;
+    type Error = Error;
+
+    async fn load(&self, _: &[Classes]) -> Result<HashMap<Classes, Self::Value>, Error> {
+        Ok(HashMap::from([(
+            Classes,
+            Arc::new(ClassCatalog::load(&self.db).await?),
+        )]))
+    }
+}
+
+impl Loader<RelationshipTypes> for CmdbLoader {
+    type Value = Arc<TypeCatalog>;
+    type Error = Error;
+
+    async fn load(
+        &self,
+        _: &[RelationshipTypes],
+    ) -> Result<HashMap<RelationshipTypes, Self::Value>, Error> {
+        Ok(HashMap::from([(
+            RelationshipTypes,
+            Arc::new(TypeCatalog::load(&self.db).await?),
+        )]))
+    }
+}

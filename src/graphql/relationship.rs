@@ -1,0 +1,191 @@
+//! `Relationship`: the type, its queries and its bulk mutations.
+
+use async_graphql::{Context, ID, InputObject, Json, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::relationship;
+use serde_json::Value;
+
+use super::catalog::RelationshipType;
+use super::ci::ConfigurationItem;
+use super::context::{actor, db, limits, loaders, parse_id, parse_ids};
+use super::loaders::{CiById, RelationshipTypes};
+use super::pagination::{self, TotalCount, connection, connection_type};
+use crate::domain::relationship as relationships;
+use crate::error::Error;
+
+/// A typed, directed link from a source CI to a target CI, such as
+/// `shop-api depends_on shop-db`.
+pub struct Relationship(pub relationship::Model);
+
+connection_type!(
+    RelationshipConnection,
+    RelationshipEdge,
+    Relationship,
+    "A page of relationships.",
+    "A relationship in a page, with its cursor."
+);
+
+async fn ci_by_id(ctx: &Context<'_>, id: uuid::Uuid) -> Result<ConfigurationItem> {
+    let ci = loaders(ctx)?
+        .load_one(CiById(id))
+        .await?
+        .ok_or_else(|| Error::not_found("configuration item", id))?;
+    Ok(ConfigurationItem(ci))
+}
+
+/// A typed, directed link from a source CI to a target CI.
+#[Object]
+impl Relationship {
+    /// Stable identifier (a UUID).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The kind of relationship, which also says how impact travels along it.
+    #[graphql(name = "type")]
+    async fn relationship_type(&self, ctx: &Context<'_>) -> Result<RelationshipType> {
+        let catalog = loaders(ctx)?
+            .load_one(RelationshipTypes)
+            .await?
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("type catalogue missing")))?;
+        let found = catalog
+            .get(self.0.type_id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("relationship type", self.0.type_id))?;
+        Ok(RelationshipType(found))
+    }
+
+    /// The CI the relationship starts from.
+    async fn source(&self, ctx: &Context<'_>) -> Result<ConfigurationItem> {
+        ci_by_id(ctx, self.0.source_id).await
+    }
+
+    /// The CI the relationship points to.
+    async fn target(&self, ctx: &Context<'_>) -> Result<ConfigurationItem> {
+        ci_by_id(ctx, self.0.target_id).await
+    }
+
+    /// Free attributes of the relationship (a port, a protocol...), as a JSON object.
+    async fn attributes(&self) -> Json<Value> {
+        Json(self.0.attributes.clone())
+    }
+
+    /// When the relationship was recorded.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// Which relationships to list; all given criteria must hold.
+#[derive(InputObject, Default)]
+pub struct RelationshipFilter {
+    /// Relationships with this CI at either end.
+    pub ci_id: Option<ID>,
+    /// Relationships from this CI.
+    pub source_id: Option<ID>,
+    /// Relationships to this CI.
+    pub target_id: Option<ID>,
+    /// Any of these type names.
+    pub types: Option<Vec<String>>,
+}
+
+impl RelationshipFilter {
+    fn into_domain(self) -> Result<relationships::RelationshipFilter, Error> {
+        let id = |field: &str, id: Option<ID>| id.map(|id| parse_id(field, &id)).transpose();
+        Ok(relationships::RelationshipFilter {
+            ci_id: id("filter.ciId", self.ci_id)?,
+            source_id: id("filter.sourceId", self.source_id)?,
+            target_id: id("filter.targetId", self.target_id)?,
+            types: self.types,
+        })
+    }
+}
+
+/// Queries about relationships.
+#[derive(Default)]
+pub struct RelationshipQuery;
+
+/// Queries about relationships.
+#[Object]
+impl RelationshipQuery {
+    /// The relationship with this id; null with a `NOT_FOUND` error when there is none.
+    async fn relationship(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Relationship>> {
+        let id = parse_id("id", &id)?;
+        Ok(Some(Relationship(relationships::get(db(ctx)?, id).await?)))
+    }
+
+    /// Relationships matching the filter, oldest first, a page at a time.
+    #[graphql(complexity = "pagination::complexity(first, last, child_complexity)")]
+    async fn relationships(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<RelationshipFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<RelationshipConnection> {
+        let window = pagination::window(ctx, first, after, last, before)?;
+        let filter = filter.unwrap_or_default().into_domain()?;
+        let page = relationships::list(db(ctx)?, &filter, &window).await?;
+        let total = TotalCount::new(move |db| {
+            let filter = filter.clone();
+            Box::pin(async move { relationships::count(&db, &filter).await })
+        });
+        Ok(connection(page, total, Relationship))
+    }
+}
+
+/// A relationship to create.
+#[derive(InputObject)]
+pub struct CreateRelationshipInput {
+    /// The CI the relationship starts from.
+    pub source_id: ID,
+    /// The CI the relationship points to.
+    pub target_id: ID,
+    /// Relationship type name, such as `depends_on`.
+    #[graphql(name = "type")]
+    pub relationship_type: String,
+    /// Free attributes, as a JSON object.
+    pub attributes: Option<Json<Value>>,
+}
+
+/// Mutations of relationships.
+#[derive(Default)]
+pub struct RelationshipMutation;
+
+/// Mutations of relationships.
+#[Object]
+impl RelationshipMutation {
+    /// Creates all the relationships or none. An error names the failing item as
+    /// `input[i]`: an unknown CI (`NOT_FOUND`), a self-relationship or unknown type
+    /// (`VALIDATION`), a duplicate (`CONFLICT`), too many items (`LIMIT_EXCEEDED`).
+    async fn create_relationships(
+        &self,
+        ctx: &Context<'_>,
+        input: Vec<CreateRelationshipInput>,
+    ) -> Result<Vec<Relationship>> {
+        let new = input
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                Ok(relationships::NewRelationship {
+                    source_id: parse_id(&format!("input[{i}].sourceId"), &item.source_id)?,
+                    target_id: parse_id(&format!("input[{i}].targetId"), &item.target_id)?,
+                    type_name: item.relationship_type,
+                    attributes: item.attributes.map(|a| a.0),
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let created = relationships::create_many(db(ctx)?, &actor(ctx), new, limits(ctx)?).await?;
+        Ok(created.into_iter().map(Relationship).collect())
+    }
+
+    /// Deletes all the relationships or none (an unknown id fails the call); returns the
+    /// ids deleted.
+    async fn delete_relationships(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<ID>> {
+        let ids = parse_ids("ids", &ids)?;
+        let deleted = relationships::delete_many(db(ctx)?, &actor(ctx), ids, limits(ctx)?).await?;
+        Ok(deleted.into_iter().map(|r| ID(r.id.to_string())).collect())
+    }
+}

@@ -1,0 +1,247 @@
+//! The HTTP surface: `POST /graphql`, GraphiQL on `GET /graphql`, `GET /healthz`, CORS, a
+//! body size limit, one log span per GraphQL operation, and graceful shutdown.
+//!
+//! This layer knows nothing of SQL: it hands requests to the GraphQL layer and asks the
+//! database layer only whether the database answers.
+
+use std::time::Instant;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::rejection::GraphQLRejection;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Instrument;
+
+use crate::domain::audit::Actor;
+use crate::graphql::{self, CmdbSchema, PARSE_FAILED};
+use crate::limits::Limits;
+
+/// The header a client may use to say who it is, for the audit trail.
+pub const ACTOR_HEADER: &str = "x-actor";
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: CmdbSchema,
+    pub db: DatabaseConnection,
+}
+
+impl AppState {
+    /// The state of a server on `db` with `limits`.
+    pub fn new(db: DatabaseConnection, limits: Limits) -> Self {
+        AppState {
+            schema: graphql::build_schema(db.clone(), limits),
+            db,
+        }
+    }
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// Origins allowed to call the API from a browser; `*` allows any. Empty: none.
+    pub cors_origins: Vec<String>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// The application: routes and middleware, the same in `main` and in tests.
+pub fn app(state: AppState, options: &HttpOptions) -> Router {
+    let mut router = Router::new()
+        .route("/graphql", get(graphiql).post(graphql_endpoint))
+        .route("/healthz", get(healthz))
+        .with_state(state)
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(options.max_body_bytes.max(1024)))
+        .layer(middleware::map_response(body_too_large_as_json));
+    if let Some(cors) = cors_layer(&options.cors_origins) {
+        router = router.layer(cors);
+    }
+    router.layer(TraceLayer::new_for_http())
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static(ACTOR_HEADER),
+            ]),
+    )
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+/// `{"status":"ok"}` while the database answers, 503 otherwise.
+async fn healthz(State(state): State<AppState>) -> Response {
+    if crate::db::ping(&state.db).await {
+        (
+            StatusCode::OK,
+            Json(json!({ "status": "ok", "database": "ok", "version": env!("CARGO_PKG_VERSION") })),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "database": "unreachable" })),
+        )
+            .into_response()
+    }
+}
+
+/// The operation name a request gives, or the name of the operation in its document.
+fn operation_name(request: &async_graphql::Request) -> String {
+    if let Some(name) = &request.operation_name {
+        return name.clone();
+    }
+    let mut words = request
+        .query
+        .split(|c: char| c.is_whitespace() || matches!(c, '{' | '(' | '@'))
+        .filter(|w| !w.is_empty());
+    match (words.next(), words.next()) {
+        (Some("query" | "mutation" | "subscription"), Some(name)) => name.to_owned(),
+        _ => "anonymous".to_owned(),
+    }
+}
+
+/// The body limit layer answers a bare 413; clients get the same JSON error shape as for
+/// every other error.
+async fn body_too_large_as_json(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        return body_too_large();
+    }
+    response
+}
+
+fn body_too_large() -> Response {
+    request_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "LIMIT_EXCEEDED",
+        "the request body is too large (limit `max_body_bytes`)".into(),
+    )
+}
+
+/// A GraphQL-shaped error response for requests that never reached GraphQL.
+fn request_error(status: StatusCode, code: &str, message: String) -> Response {
+    (
+        status,
+        Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })),
+    )
+        .into_response()
+}
+
+async fn graphql_endpoint(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Result<GraphQLRequest, GraphQLRejection>,
+) -> Response {
+    let request = match request {
+        Ok(request) => request.into_inner(),
+        Err(GraphQLRejection(async_graphql::ParseRequestError::PayloadTooLarge)) => {
+            return body_too_large();
+        }
+        Err(GraphQLRejection(err)) => {
+            let text = err.to_string();
+            if text.contains("length limit exceeded") {
+                return body_too_large();
+            }
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                PARSE_FAILED,
+                format!("the request is not a GraphQL request: {text}"),
+            );
+        }
+    };
+    let actor = headers
+        .get(ACTOR_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(Actor::named)
+        .unwrap_or_else(|| Actor::named(""));
+    let operation = operation_name(&request);
+    let span = tracing::info_span!("graphql", operation = %operation, actor = %actor.name());
+    let started = Instant::now();
+    let response = graphql::execute(&state.schema, actor, request)
+        .instrument(span.clone())
+        .await;
+    let errors: Vec<String> = response
+        .errors
+        .iter()
+        .filter_map(|e| e.extensions.as_ref()?.get("code").map(|c| c.to_string()))
+        .collect();
+    span.in_scope(|| {
+        tracing::info!(
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            errors = ?errors,
+            "graphql operation"
+        )
+    });
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM. The server then stops accepting connections and
+/// lets in-flight requests finish.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::operation_name;
+
+    #[test]
+    fn the_operation_name_comes_from_the_request_or_the_document() {
+        let named = async_graphql::Request::new("{ a }").operation_name("Given");
+        assert_eq!(operation_name(&named), "Given");
+        let from_document = async_graphql::Request::new("query ListServers($n: Int) { a }");
+        assert_eq!(operation_name(&from_document), "ListServers");
+        assert_eq!(
+            operation_name(&async_graphql::Request::new("{ a }")),
+            "anonymous"
+        );
+    }
+}
