@@ -1,0 +1,320 @@
+//! The test harness: [`TestApp`] boots a server on its own database; builders create test
+//! data through the API.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cmdb::db::{self, DbConfig};
+use cmdb::http::{AppState, HttpOptions, app};
+use cmdb::limits::Limits;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use serde_json::{Value, json};
+
+/// The environment variable that selects PostgreSQL.
+pub const DATABASE_ENV: &str = "CMDB_TEST_DATABASE_URL";
+
+/// Keeps a test's database alive, and removes it when the test ends.
+enum DbGuard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { url: String, schema: String },
+}
+
+impl Drop for DbGuard {
+    fn drop(&mut self) {
+        if let DbGuard::Postgres { url, schema } = self {
+            let (url, schema) = (url.clone(), schema.clone());
+            // The test's runtime is shutting down; drop the schema from a runtime of our own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(runtime) = runtime {
+                    runtime.block_on(async {
+                        if let Ok(admin) = sea_orm::Database::connect(url.as_str()).await {
+                            let _ = admin
+                                .execute_unprepared(&format!(
+                                    "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+                                ))
+                                .await;
+                            let _ = admin.close().await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// A running server on a database of its own.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// The server's connection pool, for tests that look under the API.
+    pub db: DatabaseConnection,
+    statements: Arc<AtomicUsize>,
+    _guard: DbGuard,
+}
+
+/// The parsed body of a GraphQL response.
+#[derive(Debug, Clone)]
+pub struct GqlResponse(pub Value);
+
+impl GqlResponse {
+    /// The errors, each checked to carry a string `extensions.code`.
+    pub fn errors(&self) -> Vec<Value> {
+        let errors = self.0["errors"].as_array().cloned().unwrap_or_default();
+        for error in &errors {
+            assert!(
+                error["extensions"]["code"].is_string(),
+                "every error must carry extensions.code: {error}"
+            );
+        }
+        errors
+    }
+
+    /// The data of a response that must have no error.
+    pub fn data(&self) -> &Value {
+        let errors = self.errors();
+        assert!(errors.is_empty(), "unexpected errors: {}", self.0);
+        &self.0["data"]
+    }
+
+    /// The code of the first error of a response that must have one.
+    pub fn code(&self) -> String {
+        let errors = self.errors();
+        assert!(!errors.is_empty(), "expected an error, got {}", self.0);
+        errors[0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The message of the first error.
+    pub fn message(&self) -> String {
+        self.errors()[0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The first error.
+    pub fn error(&self) -> Value {
+        self.errors()[0].clone()
+    }
+}
+
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        cmdb::telemetry::init(cmdb::telemetry::LogFormat::Text);
+    }
+}
+
+impl TestApp {
+    /// A server with the default limits.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Limits::default(), HttpOptions::default()).await
+    }
+
+    /// A server with the given limits and HTTP options.
+    pub async fn spawn_with(limits: Limits, mut options: HttpOptions) -> TestApp {
+        init_logs();
+        let (config, guard) = match std::env::var(DATABASE_ENV) {
+            Ok(url) if url.starts_with("postgres") => {
+                let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+                let admin = sea_orm::Database::connect(url.as_str())
+                    .await
+                    .expect("PostgreSQL reachable at CMDB_TEST_DATABASE_URL");
+                admin
+                    .execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
+                    .await
+                    .expect("create the test schema");
+                admin.close().await.expect("close the admin connection");
+                let config = DbConfig {
+                    url: url.clone(),
+                    max_connections: 5,
+                    schema: Some(schema.clone()),
+                };
+                (config, DbGuard::Postgres { url, schema })
+            }
+            _ => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = format!("sqlite://{}/cmdb.db?mode=rwc", dir.path().display());
+                let config = DbConfig {
+                    max_connections: 5,
+                    ..DbConfig::new(url)
+                };
+                (config, DbGuard::Sqlite(dir))
+            }
+        };
+        let mut db = db::connect(&config)
+            .await
+            .expect("connect to the test database");
+        db::migrate(&db).await.expect("migrate the test database");
+        let statements = Arc::new(AtomicUsize::new(0));
+        let counter = statements.clone();
+        let print_sql = std::env::var_os("TEST_SQL").is_some();
+        db.set_metric_callback(move |info| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            if print_sql {
+                eprintln!("SQL {:?} {}", info.elapsed, info.statement.sql);
+            }
+        });
+        if options.max_body_bytes == 0 {
+            options.max_body_bytes = limits.max_body_bytes;
+        }
+        let router = app(AppState::new(db.clone(), limits), &options);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let address = format!("http://{}", listener.local_addr().expect("local address"));
+        tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("server runs");
+        });
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            db,
+            statements,
+            _guard: guard,
+        }
+    }
+
+    /// SQL statements the server has run so far.
+    pub fn statement_count(&self) -> usize {
+        self.statements.load(Ordering::SeqCst)
+    }
+
+    /// Sends a GraphQL operation as `actor`.
+    pub async fn graphql_as(
+        &self,
+        actor: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> GqlResponse {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(actor) = actor {
+            request = request.header("x-actor", actor);
+        }
+        let response = request.send().await.expect("the server answers");
+        GqlResponse(response.json().await.expect("a JSON body"))
+    }
+
+    /// Sends a GraphQL operation.
+    pub async fn graphql(&self, query: &str, variables: Value) -> GqlResponse {
+        self.graphql_as(None, query, variables).await
+    }
+
+    /// Sends an operation that must succeed; returns its data.
+    pub async fn ok(&self, query: &str, variables: Value) -> Value {
+        self.graphql(query, variables).await.data().clone()
+    }
+
+    /// Creates a CI of `class` named `name` with `attributes`; returns its id.
+    pub async fn create_ci(&self, class: &str, name: &str, attributes: Value) -> String {
+        CiBuilder::new(class, name)
+            .attributes(attributes)
+            .create(self)
+            .await
+    }
+
+    /// Creates relationships `(source id, type, target id)`; returns their ids.
+    pub async fn relate(&self, links: &[(&str, &str, &str)]) -> Vec<String> {
+        let input: Vec<Value> = links
+            .iter()
+            .map(|(s, t, d)| json!({ "sourceId": s, "type": t, "targetId": d }))
+            .collect();
+        let data = self
+            .ok(
+                "mutation($input: [CreateRelationshipInput!]!) { createRelationships(input: $input) { id } }",
+                json!({ "input": input }),
+            )
+            .await;
+        data["createRelationships"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|r| r["id"].as_str().expect("an id").to_owned())
+            .collect()
+    }
+
+    /// Creates a service with members; returns its id.
+    pub async fn create_service(&self, name: &str, members: &[&str]) -> String {
+        let data = self
+            .ok(
+                "mutation($input: CreateServiceInput!) { createService(input: $input) { id } }",
+                json!({ "input": { "name": name, "kind": "BUSINESS", "criticality": "HIGH", "memberIds": members } }),
+            )
+            .await;
+        data["createService"]["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned()
+    }
+
+    /// The number of CIs, through the API.
+    pub async fn ci_count(&self) -> u64 {
+        let data = self
+            .ok("{ configurationItems(first: 0) { totalCount } }", json!({}))
+            .await;
+        data["configurationItems"]["totalCount"]
+            .as_u64()
+            .expect("a count")
+    }
+
+    /// The number of relationships, through the API.
+    pub async fn relationship_count(&self) -> u64 {
+        let data = self
+            .ok("{ relationships(first: 0) { totalCount } }", json!({}))
+            .await;
+        data["relationships"]["totalCount"]
+            .as_u64()
+            .expect("a count")
+    }
+}
+
+/// Builds a CI and creates it through the API.
+pub struct CiBuilder {
+    input: Value,
+}
+
+impl CiBuilder {
+    /// A CI of `class` named `name`.
+    pub fn new(class: &str, name: &str) -> Self {
+        CiBuilder {
+            input: json!({ "class": class, "name": name }),
+        }
+    }
+
+    /// Sets one input field.
+    pub fn with(mut self, field: &str, value: Value) -> Self {
+        self.input[field] = value;
+        self
+    }
+
+    /// Sets the attributes.
+    pub fn attributes(self, attributes: Value) -> Self {
+        self.with("attributes", attributes)
+    }
+
+    /// The mutation's response, for tests that expect an error.
+    pub async fn try_create(self, app: &TestApp) -> GqlResponse {
+        app.graphql(
+            "mutation($input: CreateConfigurationItemInput!) { createConfigurationItem(input: $input) { id version } }",
+            json!({ "input": self.input }),
+        )
+        .await
+    }
+
+    /// Creates the CI; returns its id.
+    pub async fn create(self, app: &TestApp) -> String {
+        let response = self.try_create(app).await;
+        response.data()["createConfigurationItem"]["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned()
+    }
+}

@@ -1,0 +1,19 @@
+//! Integration tests: each boots the real application (the same `app()` as `cmdb serve`) on
+//! a database of its own, migrated by the real migrations, and speaks GraphQL over HTTP.
+//!
+//! Backend: SQLite in a temporary directory by default; set `CMDB_TEST_DATABASE_URL` to a
+//! `postgres://` URL to run the same suite on PostgreSQL (each test then gets a schema of
+//! its own, dropped at the end). `TEST_LOG=1` shows the server's logs, `TEST_SQL=1` every SQL statement.
+
+mod helpers;
+
+mod audit;
+mod catalog;
+mod configuration_items;
+mod errors;
+mod http;
+mod n_plus_one;
+mod pagination;
+mod relationships;
+mod schema;
+mod services;
