@@ -133,6 +133,32 @@ pub fn optional_text(field: &str, value: &str, max: usize) -> Result<String> {
     Ok(value.to_owned())
 }
 
+/// A free text that may be absent: blank means absent, the rest is trimmed and checked
+/// to be at most `max` characters.
+pub fn optional_trimmed(field: &str, value: Option<String>, max: usize) -> Result<Option<String>> {
+    value
+        .filter(|text| !text.trim().is_empty())
+        .map(|text| optional_text(field, text.trim(), max))
+        .transpose()
+}
+
+/// A change to a free text: setting blank text clears it, the rest is trimmed and checked.
+pub fn patch_trimmed(field: &str, patch: Patch<String>, max: usize) -> Result<Patch<String>> {
+    Ok(match patch {
+        Patch::Set(text) if text.trim().is_empty() => Patch::Clear,
+        Patch::Set(text) => Patch::Set(optional_text(field, text.trim(), max)?),
+        other => other,
+    })
+}
+
+/// Optimistic concurrency: `VERSION_MISMATCH` when the client expected another version.
+pub fn check_version(expected: Option<i32>, actual: i32) -> Result<()> {
+    match expected {
+        Some(expected) if expected != actual => Err(Error::VersionMismatch { expected, actual }),
+        _ => Ok(()),
+    }
+}
+
 /// Names of classes and relationship types: lower-case letters, digits and underscores,
 /// starting with a letter, so they read the same in URLs, JSON and SQL.
 pub fn identifier(field: &str, value: &str) -> Result<String> {

@@ -121,8 +121,16 @@ fn operation_name(request: &async_graphql::Request) -> String {
         .query
         .split(|c: char| c.is_whitespace() || matches!(c, '{' | '(' | '@'))
         .filter(|w| !w.is_empty());
+    let is_name = |word: &str| {
+        word.chars()
+            .next()
+            .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+            && word.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
+    };
     match (words.next(), words.next()) {
-        (Some("query" | "mutation" | "subscription"), Some(name)) => name.to_owned(),
+        (Some("query" | "mutation" | "subscription"), Some(name)) if is_name(name) => {
+            name.to_owned()
+        }
         _ => "anonymous".to_owned(),
     }
 }

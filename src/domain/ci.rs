@@ -25,7 +25,8 @@ use super::audit::{self, Action, Actor, EntityType, Event};
 use super::ci_class::{ClassCatalog, validate_attributes};
 use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::{
-    Conn, Error, Patch, Result, TextMatch, now, optional_text, required_text, text_limits,
+    Conn, Error, Patch, Result, TextMatch, check_version, now, optional_trimmed, patch_trimmed,
+    required_text, text_limits,
 };
 use crate::db::{backend, begin_write};
 
@@ -226,22 +227,6 @@ pub async fn count(db: &impl ConnectionTrait, filter: &CiFilter) -> Result<u64> 
         .await?)
 }
 
-fn clean_optional(field: &str, value: Option<String>, max: usize) -> Result<Option<String>> {
-    match value {
-        None => Ok(None),
-        Some(text) if text.trim().is_empty() => Ok(None),
-        Some(text) => optional_text(field, text.trim(), max).map(Some),
-    }
-}
-
-fn clean_patch(field: &str, patch: Patch<String>, max: usize) -> Result<Patch<String>> {
-    Ok(match patch {
-        Patch::Set(text) if text.trim().is_empty() => Patch::Clear,
-        Patch::Set(text) => Patch::Set(optional_text(field, text.trim(), max)?),
-        other => other,
-    })
-}
-
 /// Creates a CI after checking its attributes against its class.
 pub async fn create(
     db: &impl Conn,
@@ -249,9 +234,9 @@ pub async fn create(
     input: NewCi,
 ) -> Result<configuration_item::Model> {
     let name = required_text("name", &input.name, text_limits::NAME)?;
-    let description = clean_optional("description", input.description, text_limits::DESCRIPTION)?;
-    let environment = clean_optional("environment", input.environment, 64)?;
-    let owner = clean_optional("owner", input.owner, text_limits::SHORT)?;
+    let description = optional_trimmed("description", input.description, text_limits::DESCRIPTION)?;
+    let environment = optional_trimmed("environment", input.environment, 64)?;
+    let owner = optional_trimmed("owner", input.owner, text_limits::SHORT)?;
 
     let txn = begin_write(db).await?;
     let catalog = ClassCatalog::load(&txn).await?;
@@ -292,16 +277,6 @@ pub async fn create(
     .await?;
     txn.commit().await?;
     Ok(model)
-}
-
-fn check_version(ci: &configuration_item::Model, expected: Option<i32>) -> Result<()> {
-    match expected {
-        Some(expected) if expected != ci.version => Err(Error::VersionMismatch {
-            expected,
-            actual: ci.version,
-        }),
-        _ => Ok(()),
-    }
 }
 
 /// Merges `patch` into `attributes`: keys set to null are removed.
@@ -386,13 +361,13 @@ pub async fn update(
         .name
         .map(|n| required_text("name", &n, text_limits::NAME))
         .transpose()?;
-    let description = clean_patch("description", changes.description, text_limits::DESCRIPTION)?;
-    let environment = clean_patch("environment", changes.environment, 64)?;
-    let owner = clean_patch("owner", changes.owner, text_limits::SHORT)?;
+    let description = patch_trimmed("description", changes.description, text_limits::DESCRIPTION)?;
+    let environment = patch_trimmed("environment", changes.environment, 64)?;
+    let owner = patch_trimmed("owner", changes.owner, text_limits::SHORT)?;
 
     let txn = begin_write(db).await?;
     let before = get(&txn, id).await?;
-    check_version(&before, expected_version)?;
+    check_version(expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(name) = name {
         after.name = name;
@@ -440,7 +415,7 @@ pub async fn retire(
 ) -> Result<configuration_item::Model> {
     let txn = begin_write(db).await?;
     let before = get(&txn, id).await?;
-    check_version(&before, expected_version)?;
+    check_version(expected_version, before.version)?;
     if before.status == LifecycleStatus::Retired {
         return Ok(before);
     }
@@ -461,7 +436,7 @@ pub async fn delete(
 ) -> Result<configuration_item::Model> {
     let txn = begin_write(db).await?;
     let ci = get(&txn, id).await?;
-    check_version(&ci, expected_version)?;
+    check_version(expected_version, ci.version)?;
     super::relationship::delete_touching(&txn, actor, id).await?;
     super::service::remove_from_all_services(&txn, actor, id).await?;
     Entity::delete_by_id(id).exec(&txn).await?;

@@ -20,7 +20,8 @@ use uuid::Uuid;
 use super::audit::{self, Action, Actor, EntityType, Event};
 use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::{
-    Conn, Error, Patch, Result, TextMatch, now, optional_text, required_text, text_limits,
+    Conn, Error, Patch, Result, TextMatch, check_version, now, optional_trimmed, patch_trimmed,
+    required_text, text_limits,
 };
 use crate::db::begin_write;
 use crate::limits::Limits;
@@ -222,13 +223,6 @@ async fn ensure_name_free(
     Ok(())
 }
 
-fn clean(field: &str, value: Option<String>, max: usize) -> Result<Option<String>> {
-    value
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| optional_text(field, v.trim(), max))
-        .transpose()
-}
-
 fn check_batch(ids: &[Uuid], limits: &Limits) -> Result<()> {
     if ids.len() > limits.max_batch_size {
         return Err(Error::LimitExceeded(format!(
@@ -283,8 +277,8 @@ pub async fn create(
     limits: &Limits,
 ) -> Result<service::Model> {
     let name = required_text("name", &input.name, text_limits::NAME)?;
-    let description = clean("description", input.description, text_limits::DESCRIPTION)?;
-    let owner = clean("owner", input.owner, text_limits::SHORT)?;
+    let description = optional_trimmed("description", input.description, text_limits::DESCRIPTION)?;
+    let owner = optional_trimmed("owner", input.owner, text_limits::SHORT)?;
     let members = dedup(input.member_ids);
     check_batch(&members, limits)?;
 
@@ -358,16 +352,6 @@ async fn write_change(
     Ok(())
 }
 
-fn check_version(service: &service::Model, expected: Option<i32>) -> Result<()> {
-    match expected {
-        Some(expected) if expected != service.version => Err(Error::VersionMismatch {
-            expected,
-            actual: service.version,
-        }),
-        _ => Ok(()),
-    }
-}
-
 /// Changes a service's fields; with `expected_version`, only if it is still at that version.
 pub async fn update(
     db: &impl Conn,
@@ -382,7 +366,7 @@ pub async fn update(
         .transpose()?;
     let txn = begin_write(db).await?;
     let before = get(&txn, id).await?;
-    check_version(&before, expected_version)?;
+    check_version(expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(name) = name {
         if name != before.name {
@@ -393,20 +377,8 @@ pub async fn update(
     if let Some(kind) = changes.kind {
         after.kind = kind;
     }
-    let description = match changes.description {
-        Patch::Set(text) if text.trim().is_empty() => Patch::Clear,
-        Patch::Set(text) => Patch::Set(optional_text(
-            "description",
-            text.trim(),
-            text_limits::DESCRIPTION,
-        )?),
-        other => other,
-    };
-    let owner = match changes.owner {
-        Patch::Set(text) if text.trim().is_empty() => Patch::Clear,
-        Patch::Set(text) => Patch::Set(optional_text("owner", text.trim(), text_limits::SHORT)?),
-        other => other,
-    };
+    let description = patch_trimmed("description", changes.description, text_limits::DESCRIPTION)?;
+    let owner = patch_trimmed("owner", changes.owner, text_limits::SHORT)?;
     after.description = description.apply(after.description);
     after.owner = owner.apply(after.owner);
     after.criticality = changes.criticality.apply(after.criticality);
@@ -592,7 +564,7 @@ pub async fn delete(
 ) -> Result<service::Model> {
     let txn = begin_write(db).await?;
     let service = get(&txn, id).await?;
-    check_version(&service, expected_version)?;
+    check_version(expected_version, service.version)?;
     let members = member_ids(&txn, id).await?;
     service_member::Entity::delete_many()
         .filter(service_member::Column::ServiceId.eq(id))

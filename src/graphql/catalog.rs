@@ -7,9 +7,8 @@ use chrono::{DateTime, Utc};
 use entity::values::{self, AttributeDefinition as AttributeDefinitionModel};
 use entity::{ci_class, relationship_type};
 
-use super::context::{actor, db, loaders};
+use super::context::{actor, db, loaders, patch};
 use super::loaders::{Classes, RelationshipTypes};
-use crate::domain::Patch;
 use crate::domain::ci_class::{self as classes, ClassCatalog};
 use crate::domain::relationship_type as types;
 use crate::error::Error;
@@ -340,14 +339,6 @@ pub struct UpdateRelationshipTypeInput {
     pub propagation: Option<Propagation>,
     /// New description; null clears it.
     pub description: MaybeUndefined<String>,
-}
-
-fn patch(value: MaybeUndefined<String>) -> Patch<String> {
-    match value {
-        MaybeUndefined::Undefined => Patch::Keep,
-        MaybeUndefined::Null => Patch::Clear,
-        MaybeUndefined::Value(value) => Patch::Set(value),
-    }
 }
 
 /// Management of the catalogue.

@@ -10,13 +10,13 @@ use serde_json::Value;
 
 use super::audit::{AuditEventConnection, history_of};
 use super::catalog::CiClass;
-use super::context::{actor, db, loaders, parse_id, parse_ids};
+use super::context::{actor, db, loaders, parse_id, parse_ids, patch};
 use super::loaders::{CiById, Classes, IncomingOf, OutgoingOf, ServicesOf};
 use super::pagination::{self, TotalCount, connection, connection_type};
 use super::relationship::Relationship;
 use super::service::Service;
 use crate::domain::audit::EntityType;
-use crate::domain::{Patch, TextMatch, ci};
+use crate::domain::{TextMatch, ci};
 use crate::error::Error;
 
 /// Where a configuration item is in its life.
@@ -419,14 +419,6 @@ pub struct UpdateConfigurationItemInput {
     pub attributes: Option<Json<Value>>,
     /// Merged into the attributes: keys set to null are removed, others set.
     pub attribute_patch: Option<Json<Value>>,
-}
-
-fn patch<T, U: From<T>>(value: MaybeUndefined<T>) -> Patch<U> {
-    match value {
-        MaybeUndefined::Undefined => Patch::Keep,
-        MaybeUndefined::Null => Patch::Clear,
-        MaybeUndefined::Value(value) => Patch::Set(value.into()),
-    }
 }
 
 /// Mutations of configuration items.

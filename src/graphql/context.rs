@@ -1,12 +1,12 @@
 //! What resolvers take from the request context: the database, the limits, the actor and
 //! the request's loaders. Set once by the HTTP layer (per request) and the schema builder.
 
-use async_graphql::Context;
-use async_graphql::ID;
+use async_graphql::{Context, ID, MaybeUndefined};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::loaders::Loaders;
+use crate::domain::Patch;
 use crate::domain::audit::Actor;
 use crate::error::Error;
 use crate::limits::Limits;
@@ -49,4 +49,13 @@ pub fn parse_ids(field: &str, ids: &[ID]) -> Result<Vec<Uuid>, Error> {
         .enumerate()
         .map(|(i, id)| parse_id(&format!("{field}[{i}]"), id))
         .collect()
+}
+
+/// An optional input field as a domain patch: absent keeps, null clears, a value sets.
+pub fn patch<T, U: From<T>>(value: MaybeUndefined<T>) -> Patch<U> {
+    match value {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(value) => Patch::Set(value.into()),
+    }
 }

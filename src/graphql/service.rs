@@ -7,11 +7,11 @@ use entity::values;
 
 use super::audit::{AuditEventConnection, history_of};
 use super::ci::{ConfigurationItem, Criticality, TextFilter};
-use super::context::{actor, db, limits, loaders, parse_id, parse_ids};
+use super::context::{actor, db, limits, loaders, parse_id, parse_ids, patch};
 use super::loaders::MembersOf;
 use super::pagination::{self, TotalCount, connection, connection_type};
 use crate::domain::audit::EntityType;
-use crate::domain::{Patch, service as services};
+use crate::domain::service as services;
 
 /// Whether a service is offered to the business or to other IT services.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -196,14 +196,6 @@ pub struct UpdateServiceInput {
     pub owner: MaybeUndefined<String>,
     /// New criticality; null clears it.
     pub criticality: MaybeUndefined<Criticality>,
-}
-
-fn patch<T, U: From<T>>(value: MaybeUndefined<T>) -> Patch<U> {
-    match value {
-        MaybeUndefined::Undefined => Patch::Keep,
-        MaybeUndefined::Null => Patch::Clear,
-        MaybeUndefined::Value(value) => Patch::Set(value.into()),
-    }
 }
 
 /// Mutations of services.
