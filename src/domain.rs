@@ -14,6 +14,8 @@ pub mod audit;
 pub mod ci;
 pub mod ci_class;
 pub mod demo;
+pub mod graph_log;
+pub mod impact;
 pub mod pagination;
 pub mod relationship;
 pub mod relationship_type;
@@ -21,7 +23,7 @@ pub mod service;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, TransactionTrait,
+    ColumnTrait, ConnectionTrait, TransactionSession, TransactionTrait,
     prelude::Expr,
     sea_query::{Condition, ExprTrait, Func, LikeExpr},
 };
@@ -31,6 +33,16 @@ pub use crate::error::{Error, Result};
 /// A connection that can both run statements and open transactions: a pool or a transaction.
 pub trait Conn: ConnectionTrait + TransactionTrait {}
 impl<T: ConnectionTrait + TransactionTrait> Conn for T {}
+
+/// Commits a write transaction, first sealing its graph changes (see [`graph_log`]).
+pub async fn commit<T>(txn: T) -> Result<()>
+where
+    T: ConnectionTrait + TransactionSession,
+{
+    graph_log::seal(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
 
 /// The current time, truncated to microseconds: PostgreSQL keeps microseconds and SQLite
 /// would keep nanoseconds, and both engines must return the same timestamps.

@@ -11,15 +11,19 @@ mod catalog;
 mod ci;
 mod context;
 mod error;
+mod impact;
 mod loaders;
 mod pagination;
 mod relationship;
 mod service;
 
 use async_graphql::{EmptySubscription, MergedObject, Request, Response, Schema, SchemaBuilder};
+use std::sync::Arc;
+
 use sea_orm::DatabaseConnection;
 
 use crate::domain::audit::Actor;
+use crate::domain::impact::GraphCache;
 use crate::limits::Limits;
 
 pub use error::{PARSE_FAILED, VALIDATION_FAILED};
@@ -32,6 +36,7 @@ pub struct Query(
     service::ServiceQuery,
     catalog::CatalogQuery,
     audit::AuditQuery,
+    impact::ImpactQuery,
 );
 
 /// Everything that can be changed. Every mutation is audited and all-or-nothing.
@@ -60,6 +65,7 @@ pub fn build_schema(db: DatabaseConnection, limits: Limits) -> CmdbSchema {
         .limit_complexity(limits.max_query_complexity)
         .data(db)
         .data(limits)
+        .data(Arc::new(GraphCache::new()))
         .finish()
 }
 

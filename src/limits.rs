@@ -17,6 +17,14 @@ pub struct Limits {
     pub max_query_complexity: usize,
     /// Largest HTTP request body, in bytes.
     pub max_body_bytes: usize,
+    /// Deepest `maxDepth` an impact analysis accepts.
+    pub max_impact_depth: u32,
+    /// Most CIs one impact analysis may visit.
+    pub max_impact_nodes: usize,
+    /// CIs an impact analysis lists when the client gives no `limit`.
+    pub default_impact_results: usize,
+    /// Largest `limit` of an impact analysis.
+    pub max_impact_results: usize,
 }
 
 impl Default for Limits {
@@ -28,6 +36,10 @@ impl Default for Limits {
             max_query_depth: 15,
             max_query_complexity: 50_000,
             max_body_bytes: 16 * 1024 * 1024,
+            max_impact_depth: 50,
+            max_impact_nodes: 250_000,
+            default_impact_results: 1_000,
+            max_impact_results: 20_000,
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod audit_event;
 pub mod ci_class;
 pub mod configuration_item;
+pub mod graph_change;
 pub mod relationship;
 pub mod relationship_type;
 pub mod service;

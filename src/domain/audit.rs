@@ -184,6 +184,7 @@ pub async fn record_all(
     actor: &Actor,
     events: Vec<Event>,
 ) -> Result<()> {
+    super::graph_log::note(db, &events).await?;
     let occurred_at = now();
     // 8 columns a row; 500 rows stay well below SQLite's limit of bound parameters.
     let mut rows = events.into_iter().map(|event| audit_event::ActiveModel {

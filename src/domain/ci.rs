@@ -15,7 +15,7 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
-    QueryTrait, TransactionSession,
+    QueryTrait,
     prelude::{Expr, Json},
     sea_query::Condition,
 };
@@ -25,8 +25,8 @@ use super::audit::{self, Action, Actor, EntityType, Event};
 use super::ci_class::{ClassCatalog, validate_attributes};
 use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::{
-    Conn, Error, Patch, Result, TextMatch, check_version, now, optional_trimmed, patch_trimmed,
-    required_text, text_limits,
+    Conn, Error, Patch, Result, TextMatch, check_version, commit, now, optional_trimmed,
+    patch_trimmed, required_text, text_limits,
 };
 use crate::db::{backend, begin_write};
 
@@ -275,7 +275,7 @@ pub async fn create(
         )?,
     )
     .await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(model)
 }
 
@@ -401,7 +401,7 @@ pub async fn update(
         return Ok(before);
     }
     let after = write_change(&txn, actor, Action::Update, &before, after).await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(after)
 }
 
@@ -422,7 +422,7 @@ pub async fn retire(
     let mut after = before.clone();
     after.status = LifecycleStatus::Retired;
     let after = write_change(&txn, actor, Action::Retire, &before, after).await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(after)
 }
 
@@ -452,7 +452,7 @@ pub async fn delete(
         )?,
     )
     .await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(ci)
 }
 

@@ -15,14 +15,13 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    TransactionSession,
     prelude::Json,
 };
 use serde_json::Map;
 
 use super::audit::{self, Action, Actor, EntityType, Event};
 use super::{
-    Conn, Error, Patch, Result, identifier, now, optional_text, required_text, text_limits,
+    Conn, Error, Patch, Result, commit, identifier, now, optional_text, required_text, text_limits,
 };
 use crate::db::begin_write;
 
@@ -404,7 +403,7 @@ pub async fn create(db: &impl Conn, actor: &Actor, input: NewClass) -> Result<ci
         )?,
     )
     .await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(model)
 }
 
@@ -470,7 +469,7 @@ pub async fn update(
         )?,
     )
     .await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(model)
 }
 
@@ -512,7 +511,7 @@ pub async fn delete(db: &impl Conn, actor: &Actor, name: &str) -> Result<ci_clas
         )?,
     )
     .await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(class)
 }
 

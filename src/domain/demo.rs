@@ -1,7 +1,9 @@
 //! The demo estate: a small but realistic organisation, so that a new user gets real answers
 //! in the first minute. Three business services (an online shop, payroll, customer support)
 //! and a technical one (the data-centre network), over applications, databases, VMs,
-//! hypervisor hosts, switches, a load balancer and a storage array.
+//! hypervisor hosts, switches, a load balancer and a storage array. The shop's web and API
+//! tiers run on redundant clusters (any one of two web VMs, any two of three API VMs), so
+//! losing one host degrades the shop rather than stopping it.
 //!
 //! Loaded through the ordinary domain functions, in one transaction, only into a database
 //! that holds no configuration item yet.
@@ -9,14 +11,14 @@
 use std::collections::HashMap;
 
 use entity::values::{Criticality, ServiceKind};
-use sea_orm::{EntityTrait, PaginatorTrait, TransactionSession};
+use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::audit::Actor;
 use super::relationship::NewRelationship;
 use super::service::NewService;
-use super::{Conn, Result, ci, relationship, service};
+use super::{Conn, Result, ci, commit, relationship, service};
 use crate::db::begin_write;
 use crate::limits::Limits;
 
@@ -136,6 +138,30 @@ fn cis() -> Vec<DemoCi> {
             json!({"vm_uuid": "4205a1c2-0004-4b7e-9d0e-000000000004", "fqdn": "shop-api-02.dc1.example.com", "ip_address": "10.0.2.32", "os": "Ubuntu 24.04", "cpu_count": 8, "memory_gb": 16.0}),
         ),
         (
+            "shop-api-03",
+            "virtual_machine",
+            prod,
+            "shop-team",
+            None,
+            json!({"vm_uuid": "4205a1c2-0009-4b7e-9d0e-000000000009", "fqdn": "shop-api-03.dc1.example.com", "ip_address": "10.0.2.33", "os": "Ubuntu 24.04", "cpu_count": 8, "memory_gb": 16.0}),
+        ),
+        (
+            "shop-web-cluster",
+            "cluster",
+            prod,
+            "shop-team",
+            Some(Critical),
+            json!({"min_healthy_members": 1}),
+        ),
+        (
+            "shop-api-cluster",
+            "cluster",
+            prod,
+            "shop-team",
+            Some(Critical),
+            json!({"min_healthy_members": 2}),
+        ),
+        (
             "db-vm-01",
             "virtual_machine",
             prod,
@@ -244,10 +270,14 @@ const RELATIONSHIPS: &[(&str, &str, &str)] = &[
     ("pay-app-vm", "hosted_on", "esx-03"),
     ("pay-db-vm", "hosted_on", "esx-02"),
     ("support-vm", "hosted_on", "esx-03"),
-    ("shop-frontend", "runs_on", "shop-web-01"),
-    ("shop-frontend", "runs_on", "shop-web-02"),
-    ("shop-api", "runs_on", "shop-api-01"),
-    ("shop-api", "runs_on", "shop-api-02"),
+    ("shop-api-03", "hosted_on", "esx-03"),
+    ("shop-web-01", "member_of", "shop-web-cluster"),
+    ("shop-web-02", "member_of", "shop-web-cluster"),
+    ("shop-api-01", "member_of", "shop-api-cluster"),
+    ("shop-api-02", "member_of", "shop-api-cluster"),
+    ("shop-api-03", "member_of", "shop-api-cluster"),
+    ("shop-frontend", "runs_on", "shop-web-cluster"),
+    ("shop-api", "runs_on", "shop-api-cluster"),
     ("shop-db", "runs_on", "db-vm-01"),
     ("payroll-app", "runs_on", "pay-app-vm"),
     ("payroll-db", "runs_on", "pay-db-vm"),
@@ -257,7 +287,6 @@ const RELATIONSHIPS: &[(&str, &str, &str)] = &[
     ("shop-api", "depends_on", "shop-db"),
     ("payroll-app", "depends_on", "payroll-db"),
     ("support-portal", "depends_on", "shop-db"),
-    ("support-portal", "uses", "shop-api"),
     ("webshop", "depends_on", "lb-shop-01"),
     ("shop-db", "backed_up_by", "san-01"),
     ("payroll-db", "backed_up_by", "san-01"),
@@ -369,7 +398,7 @@ pub async fn load(db: &impl Conn, actor: &Actor) -> Result<DemoOutcome> {
         )
         .await?;
     }
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(DemoOutcome::Loaded {
         cis: demo_cis.len(),
         relationships: relationships.len(),

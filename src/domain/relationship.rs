@@ -10,7 +10,7 @@ use entity::relationship::{self, Column, Entity};
 use entity::values::LifecycleStatus;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, TransactionSession, prelude::Json, sea_query::Condition,
+    QueryOrder, prelude::Json, sea_query::Condition,
 };
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ use super::audit::{self, Action, Actor, EntityType, Event};
 use super::ci_class::MAX_ATTRIBUTES_BYTES;
 use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::relationship_type::TypeCatalog;
-use super::{Conn, Error, Result, now};
+use super::{Conn, Error, Result, commit, now};
 use crate::db::begin_write;
 use crate::limits::Limits;
 
@@ -55,6 +55,24 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<relationship::Mo
 enum End {
     Source,
     Target,
+}
+
+/// The relationships among `ids` that exist, keyed by id.
+pub async fn get_many(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, relationship::Model>> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        for row in Entity::find()
+            .filter(Column::Id.is_in(chunk.iter().copied()))
+            .all(db)
+            .await?
+        {
+            found.insert(row.id, row);
+        }
+    }
+    Ok(found)
 }
 
 async fn by_end(
@@ -292,7 +310,7 @@ pub async fn create_many(
         })
         .collect::<Result<Vec<_>>>()?;
     audit::record_all(&txn, actor, events).await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(rows)
 }
 
@@ -311,16 +329,7 @@ pub async fn delete_many(
         )));
     }
     let txn = begin_write(db).await?;
-    let mut found = HashMap::new();
-    for chunk in ids.chunks(500) {
-        for row in Entity::find()
-            .filter(Column::Id.is_in(chunk.iter().copied()))
-            .all(&txn)
-            .await?
-        {
-            found.insert(row.id, row);
-        }
-    }
+    let mut found = get_many(&txn, &ids).await?;
     let mut deleted = Vec::with_capacity(ids.len());
     let mut unique = HashSet::new();
     for (i, id) in ids.iter().enumerate() {
@@ -333,7 +342,7 @@ pub async fn delete_many(
         }
     }
     remove(&txn, actor, &deleted).await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(deleted)
 }
 

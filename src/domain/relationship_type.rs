@@ -10,12 +10,11 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    TransactionSession,
 };
 
 use super::audit::{self, Action, Actor, EntityType, Event};
 use super::{
-    Conn, Error, Patch, Result, identifier, now, optional_text, required_text, text_limits,
+    Conn, Error, Patch, Result, commit, identifier, now, optional_text, required_text, text_limits,
 };
 use crate::db::begin_write;
 
@@ -147,7 +146,7 @@ pub async fn create(
         )?,
     )
     .await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(model)
 }
 
@@ -193,7 +192,7 @@ pub async fn update(
         )?,
     )
     .await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(model)
 }
 
@@ -225,6 +224,6 @@ pub async fn delete(db: &impl Conn, actor: &Actor, name: &str) -> Result<relatio
         )?,
     )
     .await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(model)
 }

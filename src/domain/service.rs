@@ -12,7 +12,7 @@ use entity::service_member;
 use entity::values::{Criticality, ServiceKind};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, TransactionSession, sea_query::Condition,
+    QueryFilter, QueryOrder, sea_query::Condition,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::audit::{self, Action, Actor, EntityType, Event};
 use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::{
-    Conn, Error, Patch, Result, TextMatch, check_version, now, optional_trimmed, patch_trimmed,
-    required_text, text_limits,
+    Conn, Error, Patch, Result, TextMatch, check_version, commit, now, optional_trimmed,
+    patch_trimmed, required_text, text_limits,
 };
 use crate::db::begin_write;
 use crate::limits::Limits;
@@ -316,7 +316,7 @@ pub async fn create(
         )?,
     )
     .await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(model)
 }
 
@@ -407,7 +407,7 @@ pub async fn update(
         )?,
     )
     .await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(after)
 }
 
@@ -449,7 +449,7 @@ pub async fn add_members(
         after_members,
     )
     .await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(after)
 }
 
@@ -466,7 +466,7 @@ pub async fn remove_members(
     let txn = begin_write(db).await?;
     let before = get(&txn, service_id).await?;
     let after = remove_members_in(&txn, actor, &before, &ci_ids).await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(after)
 }
 
@@ -581,6 +581,6 @@ pub async fn delete(
         Event::new(EntityType::Service, id, Action::Delete, Some(&before), None)?,
     )
     .await?;
-    txn.commit().await?;
+    commit(txn).await?;
     Ok(service)
 }

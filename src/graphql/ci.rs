@@ -79,7 +79,7 @@ impl ConfigurationItem {
                     .collect()
             }
         };
-        Ok(rows.into_iter().map(Relationship).collect())
+        Ok(rows.into_iter().map(Relationship::new).collect())
     }
 }
 

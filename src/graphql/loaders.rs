@@ -122,6 +122,10 @@ pub struct CmdbLoader {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CiById(pub Uuid);
 
+/// A relationship by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RelationshipById(pub Uuid);
+
 /// The relationships leaving a CI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OutgoingOf(pub Uuid);
@@ -162,6 +166,23 @@ impl Loader<CiById> for CmdbLoader {
     async fn load(&self, keys: &[CiById]) -> Result<HashMap<CiById, Self::Value>, Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         Ok(regroup(keys, ci::get_many(&self.db, &ids).await?, |k| k.0))
+    }
+}
+
+impl Loader<RelationshipById> for CmdbLoader {
+    type Value = relationship::Model;
+    type Error = Error;
+
+    async fn load(
+        &self,
+        keys: &[RelationshipById],
+    ) -> Result<HashMap<RelationshipById, Self::Value>, Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(regroup(
+            keys,
+            relationships::get_many(&self.db, &ids).await?,
+            |k| k.0,
+        ))
     }
 }
 

@@ -4,18 +4,61 @@ use async_graphql::{Context, ID, InputObject, Json, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::relationship;
 use serde_json::Value;
+use uuid::Uuid;
 
 use super::catalog::RelationshipType;
 use super::ci::ConfigurationItem;
 use super::context::{actor, db, limits, loaders, parse_id, parse_ids};
-use super::loaders::{CiById, RelationshipTypes};
+use super::loaders::{CiById, RelationshipById, RelationshipTypes};
 use super::pagination::{self, TotalCount, connection, connection_type};
+use crate::domain::impact::PathStep;
 use crate::domain::relationship as relationships;
 use crate::error::Error;
 
 /// A typed, directed link from a source CI to a target CI, such as
-/// `shop-api depends_on shop-db`.
-pub struct Relationship(pub relationship::Model);
+/// `shop-api depends_on shop-db`. Known either fully or, when it comes from the impact
+/// graph, by its ends and type only (the rest is loaded if asked for).
+pub struct Relationship {
+    id: Uuid,
+    source_id: Uuid,
+    target_id: Uuid,
+    type_id: i32,
+    full: Option<relationship::Model>,
+}
+
+impl Relationship {
+    /// A relationship read from the database.
+    pub fn new(model: relationship::Model) -> Self {
+        Relationship {
+            id: model.id,
+            source_id: model.source_id,
+            target_id: model.target_id,
+            type_id: model.type_id,
+            full: Some(model),
+        }
+    }
+
+    /// A relationship known by its ends and type.
+    pub fn known(step: &PathStep) -> Self {
+        Relationship {
+            id: step.id,
+            source_id: step.source,
+            target_id: step.target,
+            type_id: step.type_id,
+            full: None,
+        }
+    }
+
+    async fn model(&self, ctx: &Context<'_>) -> Result<relationship::Model> {
+        if let Some(model) = &self.full {
+            return Ok(model.clone());
+        }
+        Ok(loaders(ctx)?
+            .load_one(RelationshipById(self.id))
+            .await?
+            .ok_or_else(|| Error::not_found("relationship", self.id))?)
+    }
+}
 
 connection_type!(
     RelationshipConnection,
@@ -38,7 +81,7 @@ async fn ci_by_id(ctx: &Context<'_>, id: uuid::Uuid) -> Result<ConfigurationItem
 impl Relationship {
     /// Stable identifier (a UUID).
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.id.to_string())
     }
 
     /// The kind of relationship, which also says how impact travels along it.
@@ -49,30 +92,30 @@ impl Relationship {
             .await?
             .ok_or_else(|| Error::internal(anyhow::anyhow!("type catalogue missing")))?;
         let found = catalog
-            .get(self.0.type_id)
+            .get(self.type_id)
             .cloned()
-            .ok_or_else(|| Error::not_found("relationship type", self.0.type_id))?;
+            .ok_or_else(|| Error::not_found("relationship type", self.type_id))?;
         Ok(RelationshipType(found))
     }
 
     /// The CI the relationship starts from.
     async fn source(&self, ctx: &Context<'_>) -> Result<ConfigurationItem> {
-        ci_by_id(ctx, self.0.source_id).await
+        ci_by_id(ctx, self.source_id).await
     }
 
     /// The CI the relationship points to.
     async fn target(&self, ctx: &Context<'_>) -> Result<ConfigurationItem> {
-        ci_by_id(ctx, self.0.target_id).await
+        ci_by_id(ctx, self.target_id).await
     }
 
     /// Free attributes of the relationship (a port, a protocol...), as a JSON object.
-    async fn attributes(&self) -> Json<Value> {
-        Json(self.0.attributes.clone())
+    async fn attributes(&self, ctx: &Context<'_>) -> Result<Json<Value>> {
+        Ok(Json(self.model(ctx).await?.attributes))
     }
 
     /// When the relationship was recorded.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
+        Ok(self.model(ctx).await?.created_at)
     }
 }
 
@@ -111,7 +154,9 @@ impl RelationshipQuery {
     /// The relationship with this id; null with a `NOT_FOUND` error when there is none.
     async fn relationship(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Relationship>> {
         let id = parse_id("id", &id)?;
-        Ok(Some(Relationship(relationships::get(db(ctx)?, id).await?)))
+        Ok(Some(Relationship::new(
+            relationships::get(db(ctx)?, id).await?,
+        )))
     }
 
     /// Relationships matching the filter, oldest first, a page at a time.
@@ -132,7 +177,7 @@ impl RelationshipQuery {
             let filter = filter.clone();
             Box::pin(async move { relationships::count(&db, &filter).await })
         });
-        Ok(connection(page, total, Relationship))
+        Ok(connection(page, total, Relationship::new))
     }
 }
 
@@ -178,7 +223,7 @@ impl RelationshipMutation {
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let created = relationships::create_many(db(ctx)?, &actor(ctx), new, limits(ctx)?).await?;
-        Ok(created.into_iter().map(Relationship).collect())
+        Ok(created.into_iter().map(Relationship::new).collect())
     }
 
     /// Deletes all the relationships or none (an unknown id fails the call); returns the

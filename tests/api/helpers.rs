@@ -53,7 +53,9 @@ pub struct TestApp {
     /// The server's connection pool, for tests that look under the API.
     pub db: DatabaseConnection,
     statements: Arc<AtomicUsize>,
-    _guard: DbGuard,
+    config: DbConfig,
+    limits: Limits,
+    _guard: Option<Arc<DbGuard>>,
 }
 
 /// The parsed body of a GraphQL response.
@@ -117,7 +119,7 @@ impl TestApp {
     }
 
     /// A server with the given limits and HTTP options.
-    pub async fn spawn_with(limits: Limits, mut options: HttpOptions) -> TestApp {
+    pub async fn spawn_with(limits: Limits, options: HttpOptions) -> TestApp {
         init_logs();
         let (config, guard) = match std::env::var(DATABASE_ENV) {
             Ok(url) if url.starts_with("postgres") => {
@@ -147,6 +149,31 @@ impl TestApp {
                 (config, DbGuard::Sqlite(dir))
             }
         };
+        let guard = Some(Arc::new(guard));
+        Self::serve(config, limits, options, guard).await
+    }
+
+    /// A second server instance on the same database, with its own caches: what runs
+    /// behind a load balancer.
+    pub async fn another_instance(&self) -> TestApp {
+        Self::serve(
+            self.config.clone(),
+            self.limits.clone(),
+            HttpOptions {
+                max_body_bytes: self.limits.max_body_bytes,
+                ..Default::default()
+            },
+            self._guard.clone(),
+        )
+        .await
+    }
+
+    async fn serve(
+        config: DbConfig,
+        limits: Limits,
+        mut options: HttpOptions,
+        guard: Option<Arc<DbGuard>>,
+    ) -> TestApp {
         let mut db = db::connect(&config)
             .await
             .expect("connect to the test database");
@@ -163,7 +190,7 @@ impl TestApp {
         if options.max_body_bytes == 0 {
             options.max_body_bytes = limits.max_body_bytes;
         }
-        let router = app(AppState::new(db.clone(), limits), &options);
+        let router = app(AppState::new(db.clone(), limits.clone()), &options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free port");
@@ -176,8 +203,31 @@ impl TestApp {
             client: reqwest::Client::new(),
             db,
             statements,
+            config,
+            limits,
             _guard: guard,
         }
+    }
+
+    /// Loads the demo estate.
+    pub async fn load_demo(&self) {
+        cmdb::domain::demo::load(&self.db, &cmdb::domain::audit::Actor::system())
+            .await
+            .expect("the demo estate loads");
+    }
+
+    /// The id of the CI with this name.
+    pub async fn id_of(&self, name: &str) -> String {
+        let data = self
+            .ok(
+                "query($name: String!) { configurationItems(filter: { name: { equals: $name } }) { nodes { id } } }",
+                json!({ "name": name }),
+            )
+            .await;
+        data["configurationItems"]["nodes"][0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no CI named {name}"))
+            .to_owned()
     }
 
     /// SQL statements the server has run so far.

@@ -12,6 +12,7 @@ mod catalog;
 mod configuration_items;
 mod errors;
 mod http;
+mod impact;
 mod n_plus_one;
 mod pagination;
 mod relationships;

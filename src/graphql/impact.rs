@@ -1,0 +1,375 @@
+//! Impact analysis and root-cause candidates.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+
+use super::catalog::CiClass;
+use super::ci::{ConfigurationItem, Criticality};
+use super::context::{db, limits, loaders, parse_ids};
+use super::loaders::{CiById, Classes};
+use super::relationship::Relationship;
+use super::service::Service;
+use crate::domain::impact::{self, GraphCache, ImpactRequest, PathStep, analysis};
+use crate::error::Error;
+
+/// Which way to walk from the starting CIs.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
+pub enum ImpactDirection {
+    /// What depends on them: what is hit when they fail.
+    #[default]
+    Downstream,
+    /// What they depend on.
+    Upstream,
+    /// Both.
+    Both,
+}
+
+impl From<ImpactDirection> for analysis::Direction {
+    fn from(direction: ImpactDirection) -> Self {
+        match direction {
+            ImpactDirection::Downstream => analysis::Direction::Downstream,
+            ImpactDirection::Upstream => analysis::Direction::Upstream,
+            ImpactDirection::Both => analysis::Direction::Both,
+        }
+    }
+}
+
+/// How an affected CI or service is hit.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "analysis::ImpactState")]
+pub enum ImpactState {
+    /// Found upstream: the starting CIs need it, their failure does not hit it.
+    Dependency,
+    /// Still works, with less redundancy or capacity: enough members of a redundant group
+    /// it relies on remain up.
+    Degraded,
+    /// Out of service.
+    Down,
+}
+
+/// What to analyse.
+#[derive(InputObject)]
+pub struct ImpactAnalysisInput {
+    /// The failing (or changing) CIs.
+    pub ci_ids: Vec<ID>,
+    /// Which way to walk.
+    #[graphql(default)]
+    pub direction: ImpactDirection,
+    /// How many relationships away to look (10 when not given; capped by the server).
+    pub max_depth: Option<i32>,
+    /// Follow only relationships of these type names; all types when not given.
+    pub relationship_types: Option<Vec<String>>,
+    /// Include retired CIs (by default they neither appear nor carry impact).
+    #[graphql(default)]
+    pub include_retired: bool,
+    /// Most CIs to list in `affectedCis` (counts stay exact; see `truncated`).
+    pub limit: Option<i32>,
+}
+
+/// An affected CI, with why it is affected.
+pub struct AffectedCi(impact::AffectedCi);
+
+fn path(steps: &[PathStep]) -> Vec<Relationship> {
+    steps.iter().map(Relationship::known).collect()
+}
+
+async fn ci(ctx: &Context<'_>, id: uuid::Uuid) -> Result<ConfigurationItem> {
+    let ci = loaders(ctx)?
+        .load_one(CiById(id))
+        .await?
+        .ok_or_else(|| Error::not_found("configuration item", id))?;
+    Ok(ConfigurationItem(ci))
+}
+
+async fn cis(ctx: &Context<'_>, ids: &[uuid::Uuid]) -> Result<Vec<ConfigurationItem>> {
+    let found = loaders(ctx)?
+        .load_many(ids.iter().map(|id| CiById(*id)))
+        .await?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| found.get(&CiById(*id)).cloned().map(ConfigurationItem))
+        .collect())
+}
+
+/// An affected CI, with why it is affected.
+#[Object]
+impl AffectedCi {
+    /// The CI.
+    async fn ci(&self, ctx: &Context<'_>) -> Result<ConfigurationItem> {
+        ci(ctx, self.0.ci_id).await
+    }
+
+    /// How many relationships away from a starting CI it is (0 for a starting CI).
+    async fn depth(&self) -> u32 {
+        self.0.depth
+    }
+
+    /// How it is hit.
+    async fn state(&self) -> ImpactState {
+        self.0.state.into()
+    }
+
+    /// One shortest chain of relationships from a starting CI to this one: why it is
+    /// affected. Empty for a starting CI.
+    async fn path(&self) -> Vec<Relationship> {
+        path(&self.0.path)
+    }
+}
+
+/// A service with affected members.
+pub struct AffectedService(impact::AffectedService);
+
+/// A service with affected members.
+#[Object]
+impl AffectedService {
+    /// The service.
+    async fn service(&self) -> Service {
+        Service(self.0.service.clone())
+    }
+
+    /// The worst state among its affected members.
+    async fn state(&self) -> ImpactState {
+        self.0.state.into()
+    }
+
+    /// The service's criticality.
+    async fn criticality(&self) -> Option<Criticality> {
+        self.0.service.criticality.map(Into::into)
+    }
+
+    /// Its members that are affected: why the service is.
+    async fn affected_members(&self, ctx: &Context<'_>) -> Result<Vec<ConfigurationItem>> {
+        cis(ctx, &self.0.affected_members).await
+    }
+}
+
+/// How many affected CIs are of one class.
+pub struct ClassCount {
+    class_id: i32,
+    count: usize,
+}
+
+/// How many affected CIs are of one class.
+#[Object]
+impl ClassCount {
+    /// The class.
+    async fn ci_class(&self, ctx: &Context<'_>) -> Result<CiClass> {
+        let catalog = loaders(ctx)?
+            .load_one(Classes)
+            .await?
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("class catalogue missing")))?;
+        let class = catalog
+            .get(self.class_id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("CI class", self.class_id))?;
+        Ok(CiClass::new(class, catalog))
+    }
+
+    /// How many.
+    async fn count(&self) -> usize {
+        self.count
+    }
+}
+
+/// How many affected CIs are at one depth.
+#[derive(SimpleObject)]
+pub struct DepthCount {
+    /// Relationships away from a starting CI.
+    pub depth: u32,
+    /// How many.
+    pub count: usize,
+}
+
+/// How many affected CIs are in one state.
+#[derive(SimpleObject)]
+pub struct StateCount {
+    /// The state.
+    pub state: ImpactState,
+    /// How many.
+    pub count: usize,
+}
+
+/// The answer to an impact analysis: what is hit, how, and why.
+pub struct ImpactReport(impact::ImpactReport);
+
+/// The answer to an impact analysis: what is hit, how, and why.
+#[Object]
+impl ImpactReport {
+    /// The affected CIs, starting CIs first, then by depth; at most `limit` of them.
+    #[graphql(complexity = "20 * child_complexity")]
+    async fn affected_cis(&self) -> Vec<AffectedCi> {
+        self.0.affected.iter().cloned().map(AffectedCi).collect()
+    }
+
+    /// The services with affected members, worst hit and most critical first.
+    #[graphql(complexity = "5 * child_complexity")]
+    async fn affected_services(&self) -> Vec<AffectedService> {
+        self.0
+            .services
+            .iter()
+            .cloned()
+            .map(AffectedService)
+            .collect()
+    }
+
+    /// How many CIs are affected in all (starting CIs included), whatever the `limit`.
+    async fn total_affected_cis(&self) -> usize {
+        self.0.total
+    }
+
+    /// Affected CIs by class.
+    async fn counts_by_class(&self) -> Vec<ClassCount> {
+        self.0
+            .by_class
+            .iter()
+            .map(|(class_id, count)| ClassCount {
+                class_id: *class_id,
+                count: *count,
+            })
+            .collect()
+    }
+
+    /// Affected CIs by depth.
+    async fn counts_by_depth(&self) -> Vec<DepthCount> {
+        self.0
+            .by_depth
+            .iter()
+            .map(|(depth, count)| DepthCount {
+                depth: *depth,
+                count: *count,
+            })
+            .collect()
+    }
+
+    /// Affected CIs by state.
+    async fn counts_by_state(&self) -> Vec<StateCount> {
+        self.0
+            .by_state
+            .iter()
+            .map(|(state, count)| StateCount {
+                state: (*state).into(),
+                count: *count,
+            })
+            .collect()
+    }
+
+    /// Whether `limit` cut the list of affected CIs.
+    async fn truncated(&self) -> bool {
+        self.0.truncated
+    }
+}
+
+/// How a candidate reaches one failing CI.
+pub struct Explanation {
+    failing: uuid::Uuid,
+    path: Vec<PathStep>,
+}
+
+/// How a candidate reaches one failing CI.
+#[Object]
+impl Explanation {
+    /// The failing CI explained.
+    async fn failing_ci(&self, ctx: &Context<'_>) -> Result<ConfigurationItem> {
+        ci(ctx, self.failing).await
+    }
+
+    /// The relationships from the candidate to the failing CI.
+    async fn path(&self) -> Vec<Relationship> {
+        path(&self.path)
+    }
+}
+
+/// An upstream CI that would explain several failures at once.
+pub struct RootCauseCandidate(impact::RootCause);
+
+/// An upstream CI that would explain several failures at once.
+#[Object]
+impl RootCauseCandidate {
+    /// The suspect.
+    async fn ci(&self, ctx: &Context<'_>) -> Result<ConfigurationItem> {
+        ci(ctx, self.0.ci_id).await
+    }
+
+    /// How many of the failing CIs it explains.
+    async fn explains(&self) -> usize {
+        self.0.explains.len()
+    }
+
+    /// The failing CIs it explains.
+    async fn explained_cis(&self, ctx: &Context<'_>) -> Result<Vec<ConfigurationItem>> {
+        cis(ctx, &self.0.explains).await
+    }
+
+    /// The sum of its distances to the failing CIs it explains (smaller is closer).
+    async fn total_distance(&self) -> u32 {
+        self.0.total_distance
+    }
+
+    /// For each failing CI it explains, the chain of relationships from it.
+    async fn paths(&self) -> Vec<Explanation> {
+        self.0
+            .paths
+            .iter()
+            .map(|(failing, path)| Explanation {
+                failing: *failing,
+                path: path.clone(),
+            })
+            .collect()
+    }
+}
+
+fn non_negative(field: &str, value: Option<i32>) -> Result<Option<u32>, Error> {
+    value
+        .map(|v| {
+            u32::try_from(v)
+                .map_err(|_| Error::invalid(field, format!("`{field}` must not be negative")))
+        })
+        .transpose()
+}
+
+/// Impact queries.
+#[derive(Default)]
+pub struct ImpactQuery;
+
+/// Impact queries.
+#[Object]
+impl ImpactQuery {
+    /// What the failure of the given CIs hits (or what they need, upstream), with the state
+    /// of each affected CI and service and the path that explains it.
+    async fn impact_analysis(
+        &self,
+        ctx: &Context<'_>,
+        input: ImpactAnalysisInput,
+    ) -> Result<ImpactReport> {
+        let request = ImpactRequest {
+            ci_ids: parse_ids("input.ciIds", &input.ci_ids)?,
+            direction: input.direction.into(),
+            max_depth: non_negative("maxDepth", input.max_depth)?,
+            relationship_types: input.relationship_types,
+            include_retired: input.include_retired,
+            limit: non_negative("limit", input.limit)?.map(|l| l as usize),
+        };
+        let cache = ctx.data::<Arc<GraphCache>>()?;
+        let report = impact::analyse(db(ctx)?, cache, limits(ctx)?, &request).await?;
+        Ok(ImpactReport(report))
+    }
+
+    /// Given CIs failing at once, the upstream CIs they share, ranked by how many of them
+    /// each explains, then by closeness, with the paths.
+    async fn root_cause_candidates(
+        &self,
+        ctx: &Context<'_>,
+        ci_ids: Vec<ID>,
+        max_depth: Option<i32>,
+        #[graphql(default = 10, desc = "Most candidates to return.")] limit: i32,
+    ) -> Result<Vec<RootCauseCandidate>> {
+        let failing = parse_ids("ciIds", &ci_ids)?;
+        let max_depth = non_negative("maxDepth", max_depth)?;
+        let limit = non_negative("limit", Some(limit))?.unwrap_or(10) as usize;
+        let cache = ctx.data::<Arc<GraphCache>>()?;
+        let candidates =
+            impact::root_causes(db(ctx)?, cache, limits(ctx)?, &failing, max_depth, limit).await?;
+        Ok(candidates.into_iter().map(RootCauseCandidate).collect())
+    }
+}
