@@ -14,6 +14,7 @@ pub mod audit;
 pub mod ci;
 pub mod ci_class;
 pub mod demo;
+pub mod discovery;
 pub mod graph_log;
 pub mod impact;
 pub mod pagination;

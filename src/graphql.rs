@@ -10,6 +10,7 @@ mod audit;
 mod catalog;
 mod ci;
 mod context;
+mod discovery;
 mod error;
 mod impact;
 mod loaders;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::domain::audit::Actor;
+use crate::domain::discovery::DiscoveryConfig;
 use crate::domain::impact::GraphCache;
 use crate::limits::Limits;
 
@@ -37,6 +39,7 @@ pub struct Query(
     catalog::CatalogQuery,
     audit::AuditQuery,
     impact::ImpactQuery,
+    discovery::DiscoveryQuery,
 );
 
 /// Everything that can be changed. Every mutation is audited and all-or-nothing.
@@ -46,6 +49,7 @@ pub struct Mutation(
     relationship::RelationshipMutation,
     service::ServiceMutation,
     catalog::CatalogMutation,
+    discovery::DiscoveryMutation,
 );
 
 /// The executable schema.
@@ -55,17 +59,21 @@ pub type CmdbSchema = Schema<Query, Mutation, EmptySubscription>;
 /// server's schema.
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .extension(error::ErrorCodes)
 }
 
 /// The schema a server runs: the shape, the database and the limits.
-pub fn build_schema(db: DatabaseConnection, limits: Limits) -> CmdbSchema {
+pub fn build_schema(
+    db: DatabaseConnection,
+    limits: Limits,
+    discovery: DiscoveryConfig,
+) -> CmdbSchema {
     schema_builder()
         .limit_depth(limits.max_query_depth)
         .limit_complexity(limits.max_query_complexity)
         .data(db)
         .data(limits)
         .data(Arc::new(GraphCache::new()))
+        .data(Arc::new(discovery))
         .finish()
 }
 
@@ -77,9 +85,12 @@ pub fn sdl() -> String {
 /// Runs one GraphQL request on behalf of `actor`, with loaders of its own.
 pub async fn execute(schema: &CmdbSchema, actor: Actor, request: Request) -> Response {
     let tasks = loaders::LoaderTasks::default();
+    let query = request.query.clone();
     let mut request = request.data(actor);
     if let Some(db) = schema.data::<DatabaseConnection>() {
         request = request.data(loaders::for_request(db.clone(), &tasks));
     }
-    tasks.drive(schema.execute(request)).await
+    let mut response = tasks.drive(schema.execute(request)).await;
+    error::add_codes(&query, &mut response);
+    response
 }

@@ -23,6 +23,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
 use crate::domain::audit::Actor;
+use crate::domain::discovery::DiscoveryConfig;
 use crate::graphql::{self, CmdbSchema, PARSE_FAILED};
 use crate::limits::Limits;
 
@@ -37,10 +38,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state of a server on `db` with `limits`.
+    /// The state of a server on `db` with `limits` and the default discovery settings.
     pub fn new(db: DatabaseConnection, limits: Limits) -> Self {
+        Self::configured(db, limits, DiscoveryConfig::default())
+    }
+
+    /// The state of a server on `db` with `limits` and `discovery` settings.
+    pub fn configured(db: DatabaseConnection, limits: Limits, discovery: DiscoveryConfig) -> Self {
         AppState {
-            schema: graphql::build_schema(db.clone(), limits),
+            schema: graphql::build_schema(db.clone(), limits, discovery),
             db,
         }
     }

@@ -22,6 +22,8 @@ pub struct Model {
     pub identifier_attributes: AttributeNames,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Whether discovery may overwrite values people set by hand on CIs of this class.
+    pub discovery_overrides_manual: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -23,6 +23,10 @@ pub struct Model {
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Which source set each field, and when: `{"name": {"source": "vcenter", "at": ...},
+    /// "attributes.cpu_count": {...}}`. Edits made by people have the source `manual`.
+    #[sea_orm(column_type = "JsonBinary")]
+    pub provenance: Json,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,7 +10,8 @@ pub struct Model {
     pub id: i64,
     pub version: Option<i64>,
     pub entity_type: String,
-    pub entity_id: String,
+    /// JSON array of the ids changed.
+    pub entity_ids: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

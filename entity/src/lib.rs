@@ -6,9 +6,14 @@
 
 pub mod audit_event;
 pub mod ci_class;
+pub mod ci_identifier;
 pub mod configuration_item;
+pub mod discovery_run;
 pub mod graph_change;
+pub mod identity_key;
+pub mod reconciliation_rule;
 pub mod relationship;
+pub mod relationship_sighting;
 pub mod relationship_type;
 pub mod service;
 pub mod service_member;

@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_core_schema;
 mod m20261126_000002_seed_catalog;
 mod m20261126_000003_graph_changes;
+mod m20261126_000004_discovery;
 
 /// Every migration of the cmdb schema, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_core_schema::Migration),
             Box::new(m20261126_000002_seed_catalog::Migration),
             Box::new(m20261126_000003_graph_changes::Migration),
+            Box::new(m20261126_000004_discovery::Migration),
         ]
     }
 }

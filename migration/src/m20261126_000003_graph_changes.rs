@@ -4,7 +4,8 @@
 //! `graph_state.version` grows by one for each committed transaction that changed the graph
 //! (CIs, relationships, relationship types, services). Because every such transaction
 //! updates that one row just before it commits, versions are handed out in commit order,
-//! and `graph_change` says which entities each version touched.
+//! and `graph_change` says which entities each version touched (one row per version and
+//! entity kind, with the ids as a JSON array).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -25,7 +26,7 @@ enum GraphChange {
     Id,
     Version,
     EntityType,
-    EntityId,
+    EntityIds,
 }
 
 #[async_trait::async_trait]
@@ -58,7 +59,7 @@ impl MigrationTrait for Migration {
                     .col(big_pk_auto(GraphChange::Id))
                     .col(big_integer_null(GraphChange::Version))
                     .col(string_len(GraphChange::EntityType, 32))
-                    .col(string_len(GraphChange::EntityId, 64))
+                    .col(text(GraphChange::EntityIds))
                     .to_owned(),
             )
             .await?;

@@ -51,6 +51,7 @@ pub enum EntityType {
     Service,
     CiClass,
     RelationshipType,
+    ReconciliationRule,
 }
 
 impl EntityType {
@@ -62,6 +63,7 @@ impl EntityType {
             EntityType::Service => "SERVICE",
             EntityType::CiClass => "CI_CLASS",
             EntityType::RelationshipType => "RELATIONSHIP_TYPE",
+            EntityType::ReconciliationRule => "RECONCILIATION_RULE",
         }
     }
 
@@ -73,6 +75,7 @@ impl EntityType {
             EntityType::Service,
             EntityType::CiClass,
             EntityType::RelationshipType,
+            EntityType::ReconciliationRule,
         ]
         .into_iter()
         .find(|t| t.as_str() == text)

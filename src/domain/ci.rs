@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::audit::{self, Action, Actor, EntityType, Event};
 use super::ci_class::{ClassCatalog, validate_attributes};
+use super::discovery::{identity, provenance};
 use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::{
     Conn, Error, Patch, Result, TextMatch, check_version, commit, now, optional_trimmed,
@@ -260,9 +261,23 @@ pub async fn create(
         version: Set(1),
         created_at: Set(at),
         updated_at: Set(at),
+        provenance: Set(Json::Object(Default::default())),
     }
     .insert(&txn)
     .await?;
+    let mut model = model;
+    let changed = provenance::changed_fields(None, &model);
+    let mut stamped = model.provenance.clone();
+    provenance::stamp_changes(&mut stamped, &model, &changed, provenance::MANUAL, at);
+    if stamped != model.provenance {
+        Entity::update_many()
+            .col_expr(Column::Provenance, Expr::value(stamped.clone()))
+            .filter(Column::Id.eq(model.id))
+            .exec(&txn)
+            .await?;
+        model.provenance = stamped;
+    }
+    identity::replace(&txn, &catalog, &[&model]).await?;
     audit::record(
         &txn,
         actor,
@@ -312,6 +327,16 @@ async fn write_change(
 ) -> Result<configuration_item::Model> {
     after.version = before.version + 1;
     after.updated_at = now();
+    let changed = provenance::changed_fields(Some(before), &after);
+    let mut stamped = after.provenance.clone();
+    provenance::stamp_changes(
+        &mut stamped,
+        &after,
+        &changed,
+        provenance::MANUAL,
+        after.updated_at,
+    );
+    after.provenance = stamped;
     let result = Entity::update_many()
         .col_expr(Column::Name, Expr::value(after.name.clone()))
         .col_expr(Column::Description, Expr::value(after.description.clone()))
@@ -322,6 +347,7 @@ async fn write_change(
         .col_expr(Column::Attributes, Expr::value(after.attributes.clone()))
         .col_expr(Column::Version, Expr::value(after.version))
         .col_expr(Column::UpdatedAt, Expr::value(after.updated_at))
+        .col_expr(Column::Provenance, Expr::value(after.provenance.clone()))
         .filter(Column::Id.eq(before.id))
         .filter(Column::Version.eq(before.version))
         .exec(txn)
@@ -401,6 +427,10 @@ pub async fn update(
         return Ok(before);
     }
     let after = write_change(&txn, actor, Action::Update, &before, after).await?;
+    if after.attributes != before.attributes {
+        let catalog = ClassCatalog::load(&txn).await?;
+        identity::replace(&txn, &catalog, &[&after]).await?;
+    }
     commit(txn).await?;
     Ok(after)
 }

@@ -261,6 +261,7 @@ pub struct NewClass {
     pub parent: Option<String>,
     pub attributes: Vec<AttributeDefinition>,
     pub identifier_attributes: Vec<String>,
+    pub discovery_overrides_manual: bool,
 }
 
 /// Changes to a class. Its name and parent are fixed once created: CIs and clients refer
@@ -271,6 +272,7 @@ pub struct ClassChanges {
     pub description: Patch<String>,
     pub attributes: Option<Vec<AttributeDefinition>>,
     pub identifier_attributes: Option<Vec<String>>,
+    pub discovery_overrides_manual: Option<bool>,
 }
 
 fn default_label(name: &str) -> String {
@@ -385,6 +387,7 @@ pub async fn create(db: &impl Conn, actor: &Actor, input: NewClass) -> Result<ci
         identifier_attributes: Set(AttributeNames(input.identifier_attributes)),
         created_at: Set(at),
         updated_at: Set(at),
+        discovery_overrides_manual: Set(input.discovery_overrides_manual),
     }
     .insert(&txn)
     .await?;
@@ -431,6 +434,9 @@ pub async fn update(
     if let Some(identifiers) = changes.identifier_attributes {
         after.identifier_attributes = AttributeNames(identifiers);
     }
+    if let Some(overrides) = changes.discovery_overrides_manual {
+        after.discovery_overrides_manual = overrides;
+    }
     if after == before {
         return Ok(before);
     }
@@ -455,8 +461,23 @@ pub async fn update(
     active.description = Set(after.description.clone());
     active.attributes = Set(after.attributes.clone());
     active.identifier_attributes = Set(after.identifier_attributes.clone());
+    active.discovery_overrides_manual = Set(after.discovery_overrides_manual);
     active.updated_at = Set(after.updated_at);
     let model = active.update(&txn).await?;
+    // Identity keys follow the identifier attributes of the class and its subclasses.
+    let rekey: Vec<i32> = updated
+        .with_descendants(model.id)
+        .into_iter()
+        .filter(|id| updated.effective_identifiers(*id) != catalog.effective_identifiers(*id))
+        .collect();
+    if !rekey.is_empty() {
+        let cis = configuration_item::Entity::find()
+            .filter(configuration_item::Column::ClassId.is_in(rekey))
+            .all(&txn)
+            .await?;
+        let refs: Vec<&configuration_item::Model> = cis.iter().collect();
+        super::discovery::identity::replace(&txn, &updated, &refs).await?;
+    }
     audit::record(
         &txn,
         actor,
@@ -549,6 +570,7 @@ mod tests {
             ),
             created_at: at,
             updated_at: at,
+            discovery_overrides_manual: false,
         }
     }
 

@@ -33,18 +33,26 @@ fn in_graph(entity_type: EntityType) -> bool {
 
 /// Notes the graph entities that `events` change, for the transaction's seal.
 pub async fn note(db: &impl ConnectionTrait, events: &[Event]) -> Result<()> {
-    let rows: Vec<graph_change::ActiveModel> = events
-        .iter()
-        .filter(|event| in_graph(event.entity_type))
-        .map(|event| graph_change::ActiveModel {
-            id: NotSet,
-            version: Set(None),
-            entity_type: Set(event.entity_type.as_str().to_owned()),
-            entity_id: Set(event.entity_id.clone()),
+    let mut by_type: Vec<(EntityType, Vec<&str>)> = Vec::new();
+    for event in events.iter().filter(|event| in_graph(event.entity_type)) {
+        match by_type.iter_mut().find(|(t, _)| *t == event.entity_type) {
+            Some((_, ids)) => ids.push(&event.entity_id),
+            None => by_type.push((event.entity_type, vec![&event.entity_id])),
+        }
+    }
+    let rows = by_type
+        .into_iter()
+        .map(|(entity_type, ids)| {
+            Ok(graph_change::ActiveModel {
+                id: NotSet,
+                version: Set(None),
+                entity_type: Set(entity_type.as_str().to_owned()),
+                entity_ids: Set(serde_json::to_string(&ids)?),
+            })
         })
-        .collect();
-    for chunk in rows.chunks(1_000) {
-        graph_change::Entity::insert_many(chunk.to_vec())
+        .collect::<Result<Vec<_>>>()?;
+    if !rows.is_empty() {
+        graph_change::Entity::insert_many(rows)
             .exec_without_returning(db)
             .await?;
     }
@@ -129,8 +137,13 @@ pub async fn changes(
         .order_by_asc(graph_change::Column::Id)
         .all(db)
         .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| EntityType::parse(&row.entity_type).map(|t| (t, row.entity_id)))
-        .collect())
+    let mut changes = Vec::new();
+    for row in rows {
+        let Some(entity_type) = EntityType::parse(&row.entity_type) else {
+            continue;
+        };
+        let ids: Vec<String> = serde_json::from_str(&row.entity_ids)?;
+        changes.extend(ids.into_iter().map(|id| (entity_type, id)));
+    }
+    Ok(changes)
 }

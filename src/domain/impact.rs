@@ -12,6 +12,7 @@ pub mod graph;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use entity::values::LifecycleStatus;
 use entity::{configuration_item, relationship, relationship_type, service, service_member};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, prelude::Expr,
@@ -35,7 +36,7 @@ pub struct GraphCache {
     refresh: tokio::sync::Mutex<()>,
 }
 
-type NodeRow = (Uuid, i32, String, Option<String>);
+type NodeRow = (Uuid, i32, LifecycleStatus, String, Option<String>);
 
 fn min_healthy_expression(backend: DbBackend) -> Expr {
     match backend {
@@ -47,9 +48,10 @@ fn min_healthy_expression(backend: DbBackend) -> Expr {
 fn facts(row: &NodeRow) -> NodeFacts {
     NodeFacts {
         class_id: row.1,
-        retired: row.2 == "RETIRED",
+        name: Arc::from(row.3.as_str()),
+        status: row.2,
         min_healthy: row
-            .3
+            .4
             .as_deref()
             .and_then(|text| text.parse::<f64>().ok())
             .filter(|n| *n >= 0.0)
@@ -63,6 +65,7 @@ async fn node_rows(db: &impl ConnectionTrait, ids: Option<&[Uuid]>) -> Result<Ve
         .column(configuration_item::Column::Id)
         .column(configuration_item::Column::ClassId)
         .column(configuration_item::Column::Status)
+        .column(configuration_item::Column::Name)
         .expr_as(
             min_healthy_expression(db.get_database_backend()),
             "min_healthy",
@@ -306,6 +309,8 @@ pub struct ImpactReport {
     pub by_depth: Vec<(u32, usize)>,
     pub by_state: Vec<(ImpactState, usize)>,
     pub truncated: bool,
+    /// The graph the answer was computed on: it names every CI of the answer.
+    pub graph: Arc<Graph>,
 }
 
 fn options(
@@ -457,6 +462,7 @@ pub async fn analyse(
         by_depth,
         by_state,
         truncated: reached.len() > limit,
+        graph: graph.clone(),
     })
 }
 

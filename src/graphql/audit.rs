@@ -26,6 +26,8 @@ pub enum AuditEntityType {
     CiClass,
     /// A relationship type.
     RelationshipType,
+    /// A reconciliation rule of a class.
+    ReconciliationRule,
 }
 
 /// What an audited write did.

@@ -150,6 +150,12 @@ impl CiClass {
         self.catalog.effective_identifiers(self.model.id)
     }
 
+    /// Whether discovery may overwrite values people set by hand on CIs of this class
+    /// (by default people win).
+    async fn discovery_overrides_manual(&self) -> bool {
+        self.model.discovery_overrides_manual
+    }
+
     /// When the class was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.model.created_at
@@ -301,6 +307,9 @@ pub struct CreateCiClassInput {
     pub attributes: Option<Vec<AttributeDefinitionInput>>,
     /// Attributes that identify its CIs, in priority order.
     pub identifier_attributes: Option<Vec<String>>,
+    /// Whether discovery may overwrite values people set by hand (false when not given).
+    #[graphql(default)]
+    pub discovery_overrides_manual: bool,
 }
 
 /// Changes to a CI class. Existing CIs are not rewritten: new definitions apply to their
@@ -315,6 +324,8 @@ pub struct UpdateCiClassInput {
     pub attributes: Option<Vec<AttributeDefinitionInput>>,
     /// Replaces the class's own identifier attributes.
     pub identifier_attributes: Option<Vec<String>>,
+    /// Whether discovery may overwrite values people set by hand.
+    pub discovery_overrides_manual: Option<bool>,
 }
 
 /// A relationship type to create.
@@ -366,6 +377,7 @@ impl CatalogMutation {
                 .map(Into::into)
                 .collect(),
             identifier_attributes: input.identifier_attributes.unwrap_or_default(),
+            discovery_overrides_manual: input.discovery_overrides_manual,
         };
         let db = db(ctx)?;
         let model = classes::create(db, &actor(ctx), new).await?;
@@ -386,6 +398,7 @@ impl CatalogMutation {
                 .attributes
                 .map(|list| list.into_iter().map(Into::into).collect()),
             identifier_attributes: input.identifier_attributes,
+            discovery_overrides_manual: input.discovery_overrides_manual,
         };
         let db = db(ctx)?;
         let model = classes::update(db, &actor(ctx), &name, changes).await?;

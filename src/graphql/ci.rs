@@ -1,5 +1,7 @@
 //! `ConfigurationItem`: the type, its queries and its mutations.
 
+use std::sync::Arc;
+
 use async_graphql::{
     Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, OneofObject, Result,
 };
@@ -11,11 +13,13 @@ use serde_json::Value;
 use super::audit::{AuditEventConnection, history_of};
 use super::catalog::CiClass;
 use super::context::{actor, db, loaders, parse_id, parse_ids, patch};
-use super::loaders::{CiById, Classes, IncomingOf, OutgoingOf, ServicesOf};
+use super::discovery::{DiscoveryRecord, FieldProvenance};
+use super::loaders::{CiById, Classes, IdentifiersOf, IncomingOf, OutgoingOf, ServicesOf};
 use super::pagination::{self, TotalCount, connection, connection_type};
 use super::relationship::Relationship;
 use super::service::Service;
 use crate::domain::audit::EntityType;
+use crate::domain::discovery::provenance;
 use crate::domain::{TextMatch, ci};
 use crate::error::Error;
 
@@ -48,7 +52,14 @@ pub enum Criticality {
 }
 
 /// A managed component of the estate: a server, a VM, a database, an application...
-pub struct ConfigurationItem(pub configuration_item::Model);
+pub struct ConfigurationItem(pub Arc<configuration_item::Model>);
+
+impl ConfigurationItem {
+    /// Wraps a CI record.
+    pub fn new(model: configuration_item::Model) -> Self {
+        ConfigurationItem(Arc::new(model))
+    }
+}
 
 connection_type!(
     ConfigurationItemConnection,
@@ -182,6 +193,38 @@ impl ConfigurationItem {
     async fn services(&self, ctx: &Context<'_>) -> Result<Vec<Service>> {
         let list = loaders(ctx)?.load_one(ServicesOf(self.0.id)).await?;
         Ok(list.unwrap_or_default().into_iter().map(Service).collect())
+    }
+
+    /// Who set each field (a discovery source, or `manual` for people), and when.
+    async fn provenance(&self) -> Vec<FieldProvenance> {
+        provenance::entries(&self.0.provenance)
+            .into_iter()
+            .map(|(field, entry)| FieldProvenance {
+                field,
+                source: entry.source,
+                set_at: entry.at,
+            })
+            .collect()
+    }
+
+    /// How discovery sources know this CI: their ids for it, when they last reported it.
+    async fn discovered_by(&self, ctx: &Context<'_>) -> Result<Vec<DiscoveryRecord>> {
+        let rows = loaders(ctx)?.load_one(IdentifiersOf(self.0.id)).await?;
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Whether every discovery source that reported this CI stopped reporting it (a full
+    /// sync no longer found it). False for CIs no source reported.
+    async fn stale(&self, ctx: &Context<'_>) -> Result<bool> {
+        let rows = loaders(ctx)?
+            .load_one(IdentifiersOf(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(!rows.is_empty() && rows.iter().all(|r| r.stale))
     }
 
     /// The audit events of this CI, newest first.
@@ -375,7 +418,7 @@ impl CiQuery {
             let filter = filter.clone();
             Box::pin(async move { ci::count(&db, &filter).await })
         });
-        Ok(connection(page, total, ConfigurationItem))
+        Ok(connection(page, total, ConfigurationItem::new))
     }
 }
 
@@ -444,7 +487,7 @@ impl CiMutation {
             owner: input.owner,
             attributes: input.attributes.map(|a| a.0),
         };
-        Ok(ConfigurationItem(
+        Ok(ConfigurationItem::new(
             ci::create(db(ctx)?, &actor(ctx), new).await?,
         ))
     }
@@ -470,7 +513,7 @@ impl CiMutation {
             attribute_patch: input.attribute_patch.map(|a| a.0),
         };
         let updated = ci::update(db(ctx)?, &actor(ctx), id, expected_version, changes).await?;
-        Ok(ConfigurationItem(updated))
+        Ok(ConfigurationItem::new(updated))
     }
 
     /// Marks a CI retired: kept on record with its relationships, out of impact analysis.
@@ -481,7 +524,7 @@ impl CiMutation {
         expected_version: Option<i32>,
     ) -> Result<ConfigurationItem> {
         let id = parse_id("id", &id)?;
-        Ok(ConfigurationItem(
+        Ok(ConfigurationItem::new(
             ci::retire(db(ctx)?, &actor(ctx), id, expected_version).await?,
         ))
     }

@@ -1,18 +1,10 @@
-//! The one mapping from domain errors to GraphQL errors, and the extension that gives a
-//! `code` to the errors async-graphql raises itself (syntax, validation, limits).
+//! The one mapping from domain errors to GraphQL errors, and the codes of the errors
+//! async-graphql raises itself (syntax, validation, limits).
 //!
 //! The crate is built with async-graphql's `custom-error-conversion` feature: a bare `?` on
 //! an arbitrary error does not compile, so no error reaches a client without a code.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
-};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{
-    ErrorExtensionValues, Response, ServerError, ServerResult, ValidationResult, Variables,
-};
+use async_graphql::{ErrorExtensionValues, ServerError};
 
 use crate::error::Error;
 
@@ -64,75 +56,51 @@ fn with_code(mut error: ServerError, code: &str) -> ServerError {
 }
 
 /// Names the limit in async-graphql's own limit messages, which say only "too complex".
-fn limit_error(error: ServerError) -> ServerError {
-    let named = match error.message.as_str() {
+fn limit_message(message: &str) -> Option<&'static str> {
+    match message {
         "Query is nested too deep." => {
             Some("the query is nested too deep (limit `max_query_depth`)")
         }
         "Query is too complex." => Some("the query is too complex (limit `max_query_complexity`)"),
         _ => None,
-    };
-    match named {
-        Some(message) => with_code(
-            ServerError {
-                message: message.to_owned(),
-                ..error
-            },
-            "LIMIT_EXCEEDED",
-        ),
-        None => with_code(error, VALIDATION_FAILED),
     }
 }
 
-/// Gives every error that async-graphql raises on its own a stable `code`.
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension)
+/// Gives a stable `code` to every error that async-graphql raised on its own: syntax errors,
+/// documents that do not fit the schema, exceeded limits, and argument values that could
+/// not be coerced. Done after execution rather than in an extension, because an extension
+/// puts every field of every response on async-graphql's slower resolution path.
+pub fn add_codes(query: &str, response: &mut async_graphql::Response) {
+    if response.errors.is_empty() {
+        return;
     }
-}
-
-struct ErrorCodesExtension;
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for ErrorCodesExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
-            .await
-            .map_err(|e| with_code(e, PARSE_FAILED))
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx)
-            .await
-            .map_err(|errors| errors.into_iter().map(limit_error).collect())
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        // Errors without a code at this stage come from coercing argument values, which
-        // our resolvers never see: they are bad input.
-        let mut response = next.run(ctx, operation_name).await;
-        response.errors = response
-            .errors
-            .into_iter()
-            .map(|e| with_code(e, "VALIDATION"))
-            .collect();
-        response
+    let mut parses: Option<bool> = None;
+    for error in std::mem::take(&mut response.errors) {
+        let error = if let Some(message) = limit_message(&error.message) {
+            with_code(
+                ServerError {
+                    message: message.to_owned(),
+                    ..error
+                },
+                "LIMIT_EXCEEDED",
+            )
+        } else if error.path.is_empty() {
+            // Request-level: the document did not parse, or did not validate.
+            let parses =
+                *parses.get_or_insert_with(|| async_graphql::parser::parse_query(query).is_ok());
+            with_code(
+                error,
+                if parses {
+                    VALIDATION_FAILED
+                } else {
+                    PARSE_FAILED
+                },
+            )
+        } else {
+            // Errors without a code inside execution come from coercing argument values,
+            // which our resolvers never see: they are bad input.
+            with_code(error, "VALIDATION")
+        };
+        response.errors.push(error);
     }
 }

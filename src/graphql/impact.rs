@@ -1,16 +1,30 @@
 //! Impact analysis and root-cause candidates.
 
+mod fast;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::parser::types::Field;
+use async_graphql::registry::Registry;
+use async_graphql::{
+    Context, ContextSelectionSet, Enum, ID, InputObject, Object, OutputType, Positioned, Result,
+    ServerResult, SimpleObject, Value,
+};
+use entity::configuration_item;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
 
 use super::catalog::CiClass;
 use super::ci::{ConfigurationItem, Criticality};
 use super::context::{db, limits, loaders, parse_ids};
-use super::loaders::{CiById, Classes};
+use super::loaders::{CiById, Classes, Loaders, RelationshipTypes};
 use super::relationship::Relationship;
 use super::service::Service;
+use crate::domain::ci;
 use crate::domain::impact::{self, GraphCache, ImpactRequest, PathStep, analysis};
+use crate::domain::relationship_type::TypeCatalog;
 use crate::error::Error;
 
 /// Which way to walk from the starting CIs.
@@ -67,11 +81,31 @@ pub struct ImpactAnalysisInput {
     pub limit: Option<i32>,
 }
 
-/// An affected CI, with why it is affected.
-pub struct AffectedCi(impact::AffectedCi);
+/// What the report's resolvers share: the CI records and relationship types fetched once
+/// for the whole report, so that a large report does not go through a loader per field.
+#[derive(Default)]
+struct Prefetched {
+    cis: HashMap<Uuid, Arc<configuration_item::Model>>,
+    types: Option<Arc<TypeCatalog>>,
+}
 
-fn path(steps: &[PathStep]) -> Vec<Relationship> {
-    steps.iter().map(Relationship::known).collect()
+/// An affected CI, with why it is affected.
+pub struct AffectedCi {
+    entry: impact::AffectedCi,
+    prefetched: Arc<Prefetched>,
+}
+
+fn path(steps: &[PathStep], prefetched: &Prefetched) -> Vec<Relationship> {
+    steps
+        .iter()
+        .map(|step| {
+            let known_type = prefetched
+                .types
+                .as_ref()
+                .and_then(|types| types.get(step.type_id));
+            Relationship::known(step, known_type)
+        })
+        .collect()
 }
 
 async fn ci(ctx: &Context<'_>, id: uuid::Uuid) -> Result<ConfigurationItem> {
@@ -97,23 +131,26 @@ async fn cis(ctx: &Context<'_>, ids: &[uuid::Uuid]) -> Result<Vec<ConfigurationI
 impl AffectedCi {
     /// The CI.
     async fn ci(&self, ctx: &Context<'_>) -> Result<ConfigurationItem> {
-        ci(ctx, self.0.ci_id).await
+        match self.prefetched.cis.get(&self.entry.ci_id) {
+            Some(model) => Ok(ConfigurationItem(model.clone())),
+            None => ci(ctx, self.entry.ci_id).await,
+        }
     }
 
     /// How many relationships away from a starting CI it is (0 for a starting CI).
     async fn depth(&self) -> u32 {
-        self.0.depth
+        self.entry.depth
     }
 
     /// How it is hit.
     async fn state(&self) -> ImpactState {
-        self.0.state.into()
+        self.entry.state.into()
     }
 
     /// One shortest chain of relationships from a starting CI to this one: why it is
     /// affected. Empty for a starting CI.
     async fn path(&self) -> Vec<Relationship> {
-        path(&self.0.path)
+        path(&self.entry.path, &self.prefetched)
     }
 }
 
@@ -191,21 +228,105 @@ pub struct StateCount {
 }
 
 /// The answer to an impact analysis: what is hit, how, and why.
-pub struct ImpactReport(impact::ImpactReport);
+pub struct ImpactReport {
+    report: Arc<impact::ImpactReport>,
+}
+
+/// The affected CIs of a report: written straight into the response when the selection
+/// allows (see `fast`), resolved field by field otherwise.
+pub struct AffectedCiList {
+    report: Arc<impact::ImpactReport>,
+}
+
+impl OutputType for AffectedCiList {
+    fn type_name() -> Cow<'static, str> {
+        <Vec<AffectedCi> as OutputType>::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        <Vec<AffectedCi> as OutputType>::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        <Vec<AffectedCi> as OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        let at = field.pos;
+        let loaders = ctx.data::<Loaders>().map_err(|e| e.into_server_error(at))?;
+        let db = ctx
+            .data::<DatabaseConnection>()
+            .map_err(|e| e.into_server_error(at))?;
+        let server_error = |e: Error| async_graphql::Error::from(e).into_server_error(at);
+        if let Some(plan) = fast::plan(&ctx.item.node) {
+            let classes = if plan.needs_classes {
+                loaders.load_one(Classes).await.map_err(server_error)?
+            } else {
+                None
+            };
+            let types = if plan.needs_types {
+                loaders
+                    .load_one(RelationshipTypes)
+                    .await
+                    .map_err(server_error)?
+            } else {
+                None
+            };
+            let sources = fast::Sources {
+                graph: &self.report.graph,
+                classes: classes.as_deref(),
+                types: types.as_deref(),
+            };
+            if let Some(value) = fast::write(&plan, &self.report.affected, &sources) {
+                return Ok(value);
+            }
+        }
+        // Field by field, with the CI records and types read once for the whole list.
+        let ids: Vec<Uuid> = self.report.affected.iter().map(|a| a.ci_id).collect();
+        let cis = ci::get_many(db, &ids)
+            .await
+            .map_err(server_error)?
+            .into_iter()
+            .map(|(id, model)| (id, Arc::new(model)))
+            .collect();
+        let types = loaders
+            .load_one(RelationshipTypes)
+            .await
+            .map_err(server_error)?;
+        let prefetched = Arc::new(Prefetched { cis, types });
+        let items: Vec<AffectedCi> = self
+            .report
+            .affected
+            .iter()
+            .cloned()
+            .map(|entry| AffectedCi {
+                entry,
+                prefetched: prefetched.clone(),
+            })
+            .collect();
+        items.resolve(ctx, field).await
+    }
+}
 
 /// The answer to an impact analysis: what is hit, how, and why.
 #[Object]
 impl ImpactReport {
     /// The affected CIs, starting CIs first, then by depth; at most `limit` of them.
     #[graphql(complexity = "20 * child_complexity")]
-    async fn affected_cis(&self) -> Vec<AffectedCi> {
-        self.0.affected.iter().cloned().map(AffectedCi).collect()
+    async fn affected_cis(&self) -> AffectedCiList {
+        AffectedCiList {
+            report: self.report.clone(),
+        }
     }
 
     /// The services with affected members, worst hit and most critical first.
     #[graphql(complexity = "5 * child_complexity")]
     async fn affected_services(&self) -> Vec<AffectedService> {
-        self.0
+        self.report
             .services
             .iter()
             .cloned()
@@ -215,12 +336,12 @@ impl ImpactReport {
 
     /// How many CIs are affected in all (starting CIs included), whatever the `limit`.
     async fn total_affected_cis(&self) -> usize {
-        self.0.total
+        self.report.total
     }
 
     /// Affected CIs by class.
     async fn counts_by_class(&self) -> Vec<ClassCount> {
-        self.0
+        self.report
             .by_class
             .iter()
             .map(|(class_id, count)| ClassCount {
@@ -232,7 +353,7 @@ impl ImpactReport {
 
     /// Affected CIs by depth.
     async fn counts_by_depth(&self) -> Vec<DepthCount> {
-        self.0
+        self.report
             .by_depth
             .iter()
             .map(|(depth, count)| DepthCount {
@@ -244,7 +365,7 @@ impl ImpactReport {
 
     /// Affected CIs by state.
     async fn counts_by_state(&self) -> Vec<StateCount> {
-        self.0
+        self.report
             .by_state
             .iter()
             .map(|(state, count)| StateCount {
@@ -256,7 +377,7 @@ impl ImpactReport {
 
     /// Whether `limit` cut the list of affected CIs.
     async fn truncated(&self) -> bool {
-        self.0.truncated
+        self.report.truncated
     }
 }
 
@@ -276,7 +397,7 @@ impl Explanation {
 
     /// The relationships from the candidate to the failing CI.
     async fn path(&self) -> Vec<Relationship> {
-        path(&self.path)
+        path(&self.path, &Prefetched::default())
     }
 }
 
@@ -352,7 +473,9 @@ impl ImpactQuery {
         };
         let cache = ctx.data::<Arc<GraphCache>>()?;
         let report = impact::analyse(db(ctx)?, cache, limits(ctx)?, &request).await?;
-        Ok(ImpactReport(report))
+        Ok(ImpactReport {
+            report: Arc::new(report),
+        })
     }
 
     /// Given CIs failing at once, the upstream CIs they share, ranked by how many of them

@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::domain::ci_class::ClassCatalog;
 use crate::domain::relationship_type::TypeCatalog;
-use crate::domain::{ci, relationship as relationships, service as services};
+use crate::domain::{ci, discovery, relationship as relationships, service as services};
 use crate::error::Error;
 
 /// The loaders of one request.
@@ -126,6 +126,10 @@ pub struct CiById(pub Uuid);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RelationshipById(pub Uuid);
 
+/// How discovery sources know a CI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdentifiersOf(pub Uuid);
+
 /// The relationships leaving a CI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OutgoingOf(pub Uuid);
@@ -160,12 +164,17 @@ where
 }
 
 impl Loader<CiById> for CmdbLoader {
-    type Value = configuration_item::Model;
+    type Value = Arc<configuration_item::Model>;
     type Error = Error;
 
     async fn load(&self, keys: &[CiById]) -> Result<HashMap<CiById, Self::Value>, Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(regroup(keys, ci::get_many(&self.db, &ids).await?, |k| k.0))
+        let found = ci::get_many(&self.db, &ids)
+            .await?
+            .into_iter()
+            .map(|(id, model)| (id, Arc::new(model)))
+            .collect();
+        Ok(regroup(keys, found, |k| k.0))
     }
 }
 
@@ -181,6 +190,23 @@ impl Loader<RelationshipById> for CmdbLoader {
         Ok(regroup(
             keys,
             relationships::get_many(&self.db, &ids).await?,
+            |k| k.0,
+        ))
+    }
+}
+
+impl Loader<IdentifiersOf> for CmdbLoader {
+    type Value = Vec<entity::ci_identifier::Model>;
+    type Error = Error;
+
+    async fn load(
+        &self,
+        keys: &[IdentifiersOf],
+    ) -> Result<HashMap<IdentifiersOf, Self::Value>, Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(regroup(
+            keys,
+            discovery::identifiers_of(&self.db, &ids).await?,
             |k| k.0,
         ))
     }

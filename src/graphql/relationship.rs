@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, ID, InputObject, Json, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::relationship;
+use entity::{relationship, relationship_type};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -24,6 +24,7 @@ pub struct Relationship {
     target_id: Uuid,
     type_id: i32,
     full: Option<relationship::Model>,
+    known_type: Option<relationship_type::Model>,
 }
 
 impl Relationship {
@@ -35,17 +36,19 @@ impl Relationship {
             target_id: model.target_id,
             type_id: model.type_id,
             full: Some(model),
+            known_type: None,
         }
     }
 
-    /// A relationship known by its ends and type.
-    pub fn known(step: &PathStep) -> Self {
+    /// A relationship known by its ends and type, with the type's record when at hand.
+    pub fn known(step: &PathStep, known_type: Option<&relationship_type::Model>) -> Self {
         Relationship {
             id: step.id,
             source_id: step.source,
             target_id: step.target,
             type_id: step.type_id,
             full: None,
+            known_type: known_type.cloned(),
         }
     }
 
@@ -87,6 +90,9 @@ impl Relationship {
     /// The kind of relationship, which also says how impact travels along it.
     #[graphql(name = "type")]
     async fn relationship_type(&self, ctx: &Context<'_>) -> Result<RelationshipType> {
+        if let Some(known) = &self.known_type {
+            return Ok(RelationshipType(known.clone()));
+        }
         let catalog = loaders(ctx)?
             .load_one(RelationshipTypes)
             .await?

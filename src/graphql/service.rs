@@ -90,7 +90,7 @@ impl Service {
         Ok(list
             .unwrap_or_default()
             .into_iter()
-            .map(ConfigurationItem)
+            .map(ConfigurationItem::new)
             .collect())
     }
 

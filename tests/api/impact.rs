@@ -411,3 +411,27 @@ async fn root_cause_candidates_rank_the_shared_database_first() {
         "ranked by what they explain"
     );
 }
+
+#[tokio::test]
+async fn large_lists_written_directly_match_the_field_by_field_answer() {
+    let app = demo().await;
+    let esx03 = app.id_of("esx-03").await;
+    let fields = "depth state ci { __typename id name status ciClass { name label } } path { id type { name propagation } source { id name } target { name } }";
+    let direct = format!(
+        "query($id: ID!) {{ impactAnalysis(input: {{ ciIds: [$id] }}) {{ affectedCis {{ {fields} }} }} }}"
+    );
+    // The directive sends the same selection through async-graphql's own resolution.
+    let resolved = format!(
+        "query($id: ID!) {{ impactAnalysis(input: {{ ciIds: [$id] }}) {{ affectedCis {{ {fields} depth @include(if: true) }} }} }}"
+    );
+    let direct = app.ok(&direct, json!({ "id": esx03 })).await;
+    let resolved = app.ok(&resolved, json!({ "id": esx03 })).await;
+    assert_eq!(direct, resolved);
+    assert!(
+        direct["impactAnalysis"]["affectedCis"]
+            .as_array()
+            .expect("a list")
+            .len()
+            > 10
+    );
+}

@@ -392,14 +392,7 @@ mod tests {
             ]);
             let ids: Vec<Uuid> = (0..nodes).map(|_| Uuid::now_v7()).collect();
             for id in &ids {
-                graph.upsert_node(
-                    *id,
-                    NodeFacts {
-                        class_id: 1,
-                        retired: false,
-                        min_healthy: None,
-                    },
-                );
+                graph.upsert_node(*id, NodeFacts::in_service(1, "n"));
             }
             Builder { graph, ids }
         }
@@ -420,9 +413,8 @@ mod tests {
             self.graph.upsert_node(
                 id,
                 NodeFacts {
-                    class_id: 1,
-                    retired: false,
                     min_healthy: Some(min_healthy),
+                    ..NodeFacts::in_service(1, "group")
                 },
             );
         }
@@ -432,9 +424,8 @@ mod tests {
             self.graph.upsert_node(
                 id,
                 NodeFacts {
-                    class_id: 1,
-                    retired: true,
-                    min_healthy: None,
+                    status: entity::values::LifecycleStatus::Retired,
+                    ..NodeFacts::in_service(1, "retired")
                 },
             );
         }

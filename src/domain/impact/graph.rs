@@ -9,9 +9,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
+use std::sync::Arc;
 
 use entity::service;
-use entity::values::Propagation;
+use entity::values::{LifecycleStatus, Propagation};
 use rustc_hash::FxHasher;
 use uuid::Uuid;
 
@@ -44,6 +45,9 @@ pub struct EdgeRecord {
 #[derive(Debug, Clone, Default)]
 pub struct Node {
     pub class_id: i32,
+    /// Its name, so that large answers can name CIs without reading them again.
+    pub name: Arc<str>,
+    pub status: Option<LifecycleStatus>,
     pub retired: bool,
     /// Set on redundancy groups (such as clusters): how many of the members feeding the
     /// group must be up for it to serve.
@@ -62,11 +66,24 @@ pub struct ServiceEntry {
 }
 
 /// The attributes of a CI that the graph keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeFacts {
     pub class_id: i32,
-    pub retired: bool,
+    pub name: Arc<str>,
+    pub status: LifecycleStatus,
     pub min_healthy: Option<u32>,
+}
+
+impl NodeFacts {
+    /// Facts of a CI in service, for tests.
+    pub fn in_service(class_id: i32, name: &str) -> Self {
+        NodeFacts {
+            class_id,
+            name: Arc::from(name),
+            status: LifecycleStatus::InService,
+            min_healthy: None,
+        }
+    }
 }
 
 /// The whole graph at one version of the graph change log.
@@ -136,7 +153,9 @@ impl Graph {
     pub fn upsert_node(&mut self, id: Uuid, facts: NodeFacts) {
         let node = self.nodes.entry(id).or_default();
         node.class_id = facts.class_id;
-        node.retired = facts.retired;
+        node.retired = facts.status == LifecycleStatus::Retired;
+        node.status = Some(facts.status);
+        node.name = facts.name;
         node.min_healthy = facts.min_healthy;
     }
 
@@ -237,11 +256,7 @@ mod tests {
     use super::*;
 
     fn facts() -> NodeFacts {
-        NodeFacts {
-            class_id: 1,
-            retired: false,
-            min_healthy: None,
-        }
+        NodeFacts::in_service(1, "n")
     }
 
     #[test]
