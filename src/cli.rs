@@ -6,11 +6,14 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand};
 
 use crate::db::{self, DbConfig};
+use crate::domain::discovery::DiscoveryConfig;
 use crate::domain::{audit::Actor, demo};
 use crate::error::Error;
 use crate::http::{self, AppState, HttpOptions};
+use crate::import::ImportOptions;
 use crate::limits::Limits;
 use crate::telemetry::{self, LogFormat};
+use std::io::IsTerminal;
 
 /// cmdb: a configuration management database with a GraphQL API.
 ///
@@ -41,6 +44,9 @@ pub enum Command {
     Demo(ServeArgs),
     /// Apply pending migrations and exit.
     Migrate(DatabaseArgs),
+    /// Import discovered CIs and relationships from a JSON or NDJSON file, in batches,
+    /// through the same upsert as the `upsertConfigurationItems` mutation.
+    Import(ImportArgs),
     /// Print the GraphQL schema (SDL) and exit.
     ExportSchema,
 }
@@ -62,11 +68,63 @@ pub struct DatabaseArgs {
     pub db_max_connections: u32,
 }
 
+/// How discovery reconciles sources.
+#[derive(Debug, Clone, Args)]
+pub struct DiscoveryArgs {
+    /// After how many hours without a report from the source that set a value, a
+    /// lower-ranked source may take it over (when the class's rule sets no period).
+    #[arg(long, env = "CMDB_HANDOVER_AFTER_HOURS", default_value_t = 168)]
+    pub handover_after_hours: u32,
+}
+
+impl DiscoveryArgs {
+    fn config(&self) -> DiscoveryConfig {
+        DiscoveryConfig {
+            handover_after: chrono::Duration::hours(i64::from(self.handover_after_hours)),
+        }
+    }
+}
+
+/// What to import.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+
+    /// The discovery source's name, such as `vcenter` (also the actor in the audit trail).
+    #[arg(long)]
+    pub source: String,
+
+    /// The file is everything the source has in `--scope`: what it reported there before
+    /// and not now becomes stale once the whole file is in.
+    #[arg(long, requires = "scope")]
+    pub full_sync: bool,
+
+    /// The part of the estate a full sync covers.
+    #[arg(long, requires = "full_sync")]
+    pub scope: Option<String>,
+
+    /// Records per batch.
+    #[arg(long, default_value_t = 1_000)]
+    pub batch_size: usize,
+
+    /// NDJSON (one record per line), a JSON array, or an object with `items` and
+    /// `relationships` arrays. A record with `externalId` is an item; one with `source`,
+    /// `target` and `type` is a relationship.
+    pub file: std::path::PathBuf,
+}
+
 /// How to serve.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
 
     /// Address and port to listen on.
     #[arg(long, env = "CMDB_LISTEN", default_value = "127.0.0.1:8080")]
@@ -141,6 +199,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(database = %db::redact_password(&args.database_url), "migrations applied");
             Ok(())
         }
+        Command::Import(args) => import(args).await,
         Command::ExportSchema => {
             print!("{}", crate::graphql::sdl());
             Ok(())
@@ -175,7 +234,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cors_origins: args.cors_origins.clone(),
         max_body_bytes: limits.max_body_bytes,
     };
-    let app = http::app(AppState::new(db, limits), &options);
+    let app = http::app(
+        AppState::configured(db, limits, args.discovery.config()),
+        &options,
+    );
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -187,5 +249,37 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(http::shutdown_signal())
         .await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Exit status of an import in which some records were rejected.
+pub const EXIT_REJECTED: i32 = 3;
+
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let db = db::connect(&args.database.config())
+        .await
+        .map_err(Error::into_report)?;
+    db::migrate(&db).await.map_err(Error::into_report)?;
+    let options = ImportOptions {
+        file: args.file.clone(),
+        source: args.source.clone(),
+        full_sync_scope: if args.full_sync {
+            args.scope.clone()
+        } else {
+            None
+        },
+        batch_size: args.batch_size,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let started = std::time::Instant::now();
+    let summary =
+        crate::import::import(&db, &args.discovery.config(), &Limits::default(), &options)
+            .await
+            .map_err(Error::into_report)?;
+    println!("{summary}");
+    println!("in {:.1} s", started.elapsed().as_secs_f64());
+    if summary.items.rejected + summary.relationships.rejected > 0 {
+        std::process::exit(EXIT_REJECTED);
+    }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod helpers;
 mod audit;
 mod catalog;
 mod configuration_items;
+mod discovery;
 mod errors;
 mod http;
 mod impact;
