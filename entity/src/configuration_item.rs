@@ -23,8 +23,9 @@ pub struct Model {
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
-    /// Which source set each field, and when: `{"name": {"source": "vcenter", "at": ...},
-    /// "attributes.cpu_count": {...}}`. Edits made by people have the source `manual`.
+    /// Which source set each field, and when: `{"stamps": [["vcenter", "<time>"]], "fields":
+    /// {"name": 0, "attributes.cpu_count": 0}}`. Edits made by people have the source
+    /// `manual`.
     #[sea_orm(column_type = "JsonBinary")]
     pub provenance: Json,
 }

@@ -53,6 +53,15 @@ pub async fn replace(
             .exec(db)
             .await?;
     }
+    insert(db, catalog, cis).await
+}
+
+/// Records the identity keys of CIs that have none yet (new CIs).
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    catalog: &ClassCatalog,
+    cis: &[&configuration_item::Model],
+) -> Result<()> {
     let rows: Vec<identity_key::ActiveModel> = cis
         .iter()
         .flat_map(|ci| {

@@ -1,8 +1,10 @@
 //! Provenance: which source set each field of a CI, and when.
 //!
-//! Kept in the CI's `provenance` JSON object, keyed by field: the core fields by name (`name`,
+//! Kept in the CI's `provenance` JSON document, by field: the core fields by name (`name`,
 //! `description`, `status`, `environment`, `criticality`, `owner`) and attributes as
 //! `attributes.<name>`. Edits made through the ordinary mutations are stamped `manual`.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use entity::configuration_item;
@@ -23,49 +25,94 @@ pub struct Entry {
     pub at: DateTime<Utc>,
 }
 
+/// Reads the stored form: `{"stamps": [["vcenter", "2026-...Z"], ...], "fields": {"name": 0,
+/// "attributes.os": 0, ...}}`, each field pointing at the stamp (source and time) that set
+/// it. A batch stamps many fields at once, so this is far smaller than one stamp per field.
+fn decode(provenance: &Json) -> BTreeMap<String, Entry> {
+    let stamps: Vec<Option<Entry>> = provenance
+        .get("stamps")
+        .and_then(Json::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|stamp| {
+                    let source = stamp.get(0)?.as_str()?.to_owned();
+                    let at = DateTime::parse_from_rfc3339(stamp.get(1)?.as_str()?).ok()?;
+                    Some(Entry {
+                        source,
+                        at: at.with_timezone(&Utc),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    provenance
+        .get("fields")
+        .and_then(Json::as_object)
+        .map(|fields| {
+            fields
+                .iter()
+                .filter_map(|(field, index)| {
+                    let entry = stamps.get(index.as_u64()? as usize)?.clone()?;
+                    Some((field.clone(), entry))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn encode(entries: &BTreeMap<String, Entry>) -> Json {
+    let mut stamps: Vec<&Entry> = Vec::new();
+    let mut fields = Map::new();
+    for (field, entry) in entries {
+        let index = match stamps.iter().position(|s| *s == entry) {
+            Some(index) => index,
+            None => {
+                stamps.push(entry);
+                stamps.len() - 1
+            }
+        };
+        fields.insert(field.clone(), Json::from(index));
+    }
+    let stamps: Vec<Json> = stamps
+        .into_iter()
+        .map(|e| {
+            json!([
+                e.source,
+                e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            ])
+        })
+        .collect();
+    json!({ "stamps": stamps, "fields": fields })
+}
+
 /// The entry of `field`, if any.
 pub fn entry(provenance: &Json, field: &str) -> Option<Entry> {
-    let value = provenance.get(field)?;
-    Some(Entry {
-        source: value.get("source")?.as_str()?.to_owned(),
-        at: value
-            .get("at")?
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())?
-            .with_timezone(&Utc),
-    })
+    decode(provenance).remove(field)
 }
 
 /// All entries, by field.
 pub fn entries(provenance: &Json) -> Vec<(String, Entry)> {
-    let Some(object) = provenance.as_object() else {
-        return Vec::new();
-    };
-    let mut list: Vec<(String, Entry)> = object
-        .keys()
-        .filter_map(|field| entry(provenance, field).map(|e| (field.clone(), e)))
-        .collect();
-    list.sort_by(|a, b| a.0.cmp(&b.0));
-    list
+    decode(provenance).into_iter().collect()
 }
 
 /// Records that `source` set `field` at `at`.
 pub fn stamp(provenance: &mut Json, field: &str, source: &str, at: DateTime<Utc>) {
-    if !provenance.is_object() {
-        *provenance = Json::Object(Map::new());
-    }
-    if let Some(object) = provenance.as_object_mut() {
-        object.insert(
-            field.to_owned(),
-            json!({ "source": source, "at": at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true) }),
-        );
-    }
+    let mut entries = decode(provenance);
+    entries.insert(
+        field.to_owned(),
+        Entry {
+            source: source.to_owned(),
+            at,
+        },
+    );
+    *provenance = encode(&entries);
 }
 
 /// Forgets who set `field` (the field was removed).
 pub fn forget(provenance: &mut Json, field: &str) {
-    if let Some(object) = provenance.as_object_mut() {
-        object.remove(field);
+    let mut entries = decode(provenance);
+    if entries.remove(field).is_some() {
+        *provenance = encode(&entries);
     }
 }
 
@@ -133,16 +180,27 @@ pub fn stamp_changes(
     source: &str,
     at: DateTime<Utc>,
 ) {
+    if changed.is_empty() {
+        return;
+    }
+    let mut entries = decode(provenance);
     for field in changed {
         let removed = field
             .strip_prefix("attributes.")
             .is_some_and(|name| after.attributes.get(name).is_none());
         if removed {
-            forget(provenance, field);
+            entries.remove(field);
         } else {
-            stamp(provenance, field, source, at);
+            entries.insert(
+                field.clone(),
+                Entry {
+                    source: source.to_owned(),
+                    at,
+                },
+            );
         }
     }
+    *provenance = encode(&entries);
 }
 
 #[cfg(test)]
@@ -154,7 +212,13 @@ mod tests {
         let at = crate::domain::now();
         let mut provenance = json!({});
         stamp(&mut provenance, "attributes.os", "vcenter", at);
+        stamp(&mut provenance, "attributes.cpu", "vcenter", at);
         stamp(&mut provenance, "name", MANUAL, at);
+        assert_eq!(
+            provenance["stamps"].as_array().map(Vec::len),
+            Some(2),
+            "one stamp per source and time"
+        );
         assert_eq!(
             entry(&provenance, "attributes.os"),
             Some(Entry {
@@ -162,7 +226,7 @@ mod tests {
                 at
             })
         );
-        assert_eq!(entries(&provenance).len(), 2);
+        assert_eq!(entries(&provenance).len(), 3);
         forget(&mut provenance, "attributes.os");
         assert_eq!(entry(&provenance, "attributes.os"), None);
     }

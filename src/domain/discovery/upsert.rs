@@ -19,7 +19,7 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QuerySelect,
+    QuerySelect, Statement,
     prelude::{Expr, Json},
     sea_query::{Alias, ExprTrait, OnConflict},
 };
@@ -452,6 +452,43 @@ struct Context<'a> {
     overrides_manual: HashMap<i32, bool>,
     /// When each source last reported each CI.
     last_seen: HashMap<(Uuid, String), DateTime<Utc>>,
+    /// Time spent in each step, for the debug log.
+    phases: Phases,
+}
+
+/// Time spent in the steps of a batch.
+#[derive(Clone)]
+struct Phases(std::sync::Arc<std::sync::Mutex<(std::time::Instant, Vec<(&'static str, f64)>)>>);
+
+impl Phases {
+    fn new() -> Self {
+        Phases(std::sync::Arc::new(std::sync::Mutex::new((
+            std::time::Instant::now(),
+            Vec::new(),
+        ))))
+    }
+
+    /// Records the time since the previous mark as `step`.
+    fn mark(&self, step: &'static str) {
+        if let Ok(mut phases) = self.0.lock() {
+            let now = std::time::Instant::now();
+            let elapsed = (now - phases.0).as_secs_f64() * 1000.0;
+            phases.0 = now;
+            phases.1.push((step, elapsed));
+        }
+    }
+
+    fn summary(&self) -> String {
+        self.0
+            .lock()
+            .map(|p| {
+                p.1.iter()
+                    .map(|(step, ms)| format!("{step}={ms:.1}ms"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// Applies the item to an existing CI, field by field; `None` when nothing changes.
@@ -608,23 +645,59 @@ async fn existing_cis(
     Ok(found)
 }
 
+/// The CIs (and their statuses) this source knows by the given external ids. The ids go to
+/// the database as one JSON array: a single prepared statement whatever their number.
+async fn known_external_ids(
+    db: &impl ConnectionTrait,
+    source: &str,
+    external_ids: &[String],
+) -> Result<HashMap<String, (Uuid, LifecycleStatus)>> {
+    let mut found = HashMap::with_capacity(external_ids.len());
+    if external_ids.is_empty() {
+        return Ok(found);
+    }
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT i.external_id, i.ci_id, c.status FROM ci_identifier i \
+             JOIN configuration_item c ON c.id = i.ci_id \
+             WHERE i.source = $1 AND i.external_id IN (SELECT jsonb_array_elements_text(CAST($2 AS jsonb)))"
+        }
+        _ => {
+            "SELECT i.external_id, i.ci_id, c.status FROM ci_identifier i \
+             JOIN configuration_item c ON c.id = i.ci_id \
+             WHERE i.source = ? AND i.external_id IN (SELECT value FROM json_each(?))"
+        }
+    };
+    for chunk in external_ids.chunks(5_000) {
+        let list = serde_json::to_string(chunk)?;
+        let rows = db
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [source.into(), list.into()],
+            ))
+            .await?;
+        for row in rows {
+            let external_id: String = row.try_get("", "external_id")?;
+            let ci_id: Uuid = row.try_get("", "ci_id")?;
+            let status: LifecycleStatus = row.try_get("", "status")?;
+            found.insert(external_id, (ci_id, status));
+        }
+    }
+    Ok(found)
+}
+
 async fn identifiers_of(
     db: &impl ConnectionTrait,
     source: &str,
     external_ids: &[String],
 ) -> Result<HashMap<String, Uuid>> {
-    let mut found = HashMap::with_capacity(external_ids.len());
-    for chunk in external_ids.chunks(500) {
-        let rows = ci_identifier::Entity::find()
-            .filter(ci_identifier::Column::Source.eq(source))
-            .filter(ci_identifier::Column::ExternalId.is_in(chunk.iter().cloned()))
-            .all(db)
-            .await?;
-        for row in rows {
-            found.insert(row.external_id, row.ci_id);
-        }
-    }
-    Ok(found)
+    Ok(known_external_ids(db, source, external_ids)
+        .await?
+        .into_iter()
+        .map(|(external_id, (ci_id, _))| (external_id, ci_id))
+        .collect())
 }
 
 async fn last_seen_of(
@@ -809,7 +882,9 @@ async fn apply_items(
         }
     }
 
+    cx.phases.mark("check");
     let Identification { targets } = identify(db, cx.source, prepared, results).await?;
+    cx.phases.mark("identify");
     let existing_ids: Vec<Uuid> = targets
         .iter()
         .filter_map(|(_, t)| match t {
@@ -827,6 +902,7 @@ async fn apply_items(
             rules: cx.rules,
             overrides_manual: cx.overrides_manual.clone(),
             last_seen: HashMap::new(),
+            phases: cx.phases.clone(),
         }
     };
 
@@ -946,6 +1022,7 @@ async fn apply_items(
         results[index] = Some(result);
     }
 
+    cx.phases.mark("reconcile");
     // Writes, in bulk.
     for chunk in created.chunks(1_000) {
         configuration_item::Entity::insert_many(chunk.iter().map(active))
@@ -988,16 +1065,15 @@ async fn apply_items(
             return Err(Error::internal(ConcurrentChange));
         }
     }
-    let rekeyed: Vec<&configuration_item::Model> = created
+    let rekeyed: Vec<&configuration_item::Model> = updated
         .iter()
-        .chain(
-            updated
-                .iter()
-                .filter(|(before, after)| before.attributes != after.attributes)
-                .map(|(_, after)| after),
-        )
+        .filter(|(before, after)| before.attributes != after.attributes)
+        .map(|(_, after)| after)
         .collect();
+    cx.phases.mark("write CIs");
+    identity::insert(db, cx.catalog, &created.iter().collect::<Vec<_>>()).await?;
     identity::replace(db, cx.catalog, &rekeyed).await?;
+    cx.phases.mark("identity keys");
 
     let identifier_rows: Vec<ci_identifier::ActiveModel> = new_identifiers
         .iter()
@@ -1030,6 +1106,7 @@ async fn apply_items(
             .await?;
     }
 
+    cx.phases.mark("identifiers");
     let mut events = Vec::with_capacity(created.len() + updated.len());
     for ci in &created {
         events.push(Event::new(
@@ -1050,6 +1127,7 @@ async fn apply_items(
         )?);
     }
     audit::record_all(db, actor, events).await?;
+    cx.phases.mark("audit");
     Ok(applied)
 }
 
@@ -1083,7 +1161,10 @@ async fn apply_relationships(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let earlier = identifiers_of(db, cx.source, &unknown).await?;
+    let known = known_external_ids(db, cx.source, &unknown).await?;
+    let mut statuses = items.statuses.clone();
+    statuses.extend(known.values().copied());
+    let earlier: HashMap<String, Uuid> = known.into_iter().map(|(k, (id, _))| (k, id)).collect();
     let resolve = |end: &CiRef| -> Option<Uuid> {
         match end {
             CiRef::ExternalId(id) => items
@@ -1099,13 +1180,20 @@ async fn apply_relationships(
         .iter()
         .flat_map(|r| [resolve(&r.source), resolve(&r.target)])
         .flatten()
-        .filter(|id| !items.statuses.contains_key(id))
+        .filter(|id| !statuses.contains_key(id))
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let mut statuses = items.statuses.clone();
-    for (id, ci) in super::super::ci::get_many(db, &ends).await? {
-        statuses.insert(id, ci.status);
+    for chunk in ends.chunks(500) {
+        let rows = configuration_item::Entity::find()
+            .select_only()
+            .column(configuration_item::Column::Id)
+            .column(configuration_item::Column::Status)
+            .filter(configuration_item::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple::<(Uuid, LifecycleStatus)>()
+            .all(db)
+            .await?;
+        statuses.extend(rows);
     }
 
     let mut accepted: Vec<(usize, Uuid, Uuid, i32, Option<Json>)> = Vec::new();
@@ -1193,6 +1281,7 @@ async fn apply_relationships(
         accepted.push((index, ends[0], ends[1], relationship_type.id, attributes));
     }
 
+    cx.phases.mark("resolve ends");
     let sources: Vec<Uuid> = accepted
         .iter()
         .map(|a| a.1)
@@ -1244,6 +1333,7 @@ async fn apply_relationships(
         });
     }
 
+    cx.phases.mark("existing relationships");
     for chunk in created.chunks(1_000) {
         let rows = chunk.iter().map(|row| relationship::ActiveModel {
             id: Set(row.id),
@@ -1266,6 +1356,7 @@ async fn apply_relationships(
         .update(db)
         .await?;
     }
+    cx.phases.mark("write relationships");
     let sightings: Vec<relationship_sighting::ActiveModel> = sighted
         .iter()
         .map(|id| relationship_sighting::ActiveModel {
@@ -1286,12 +1377,25 @@ async fn apply_relationships(
         relationship_sighting::Column::Stale,
         relationship_sighting::Column::Scope,
     ]);
+    if batch.mode == Mode::Merge {
+        // Only a full sync reads when a relationship was last seen: a merge records new
+        // sightings, revives stale ones and leaves current ones alone, so that a repeat
+        // writes nothing.
+        refresh.action_and_where(
+            Expr::col((
+                relationship_sighting::Entity,
+                relationship_sighting::Column::Stale,
+            ))
+            .eq(true),
+        );
+    }
     for chunk in sightings.chunks(1_000) {
         relationship_sighting::Entity::insert_many(chunk.to_vec())
             .on_conflict(refresh.clone())
             .exec_without_returning(db)
             .await?;
     }
+    cx.phases.mark("sightings");
     let mut events = Vec::with_capacity(created.len() + updated.len());
     for row in &created {
         events.push(Event::new(
@@ -1435,7 +1539,9 @@ async fn apply(
             .map(|c| (c.id, c.discovery_overrides_manual))
             .collect(),
         last_seen: HashMap::new(),
+        phases: Phases::new(),
     };
+    cx.phases.mark("begin");
 
     let mut item_results: Vec<Option<ItemResult>> = vec![None; batch.items.len()];
     let items = apply_items(&txn, &cx, batch, &actor, &mut item_results).await?;
@@ -1451,6 +1557,7 @@ async fn apply(
         &types,
     )
     .await?;
+    cx.phases.mark("relationships");
 
     let mut report = UpsertReport {
         source: source.clone(),
@@ -1515,6 +1622,14 @@ async fn apply(
         return Ok(report);
     }
     commit(txn).await?;
+    cx.phases.mark("commit");
+    tracing::debug!(
+        source = %report.source,
+        items = report.item_results.len(),
+        relationships = report.relationship_results.len(),
+        phases = %cx.phases.summary(),
+        "discovery batch"
+    );
     Ok(report)
 }
 
