@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand};
 
 use crate::db::{self, DbConfig};
+use crate::domain::auth::{self, Role};
 use crate::domain::discovery::DiscoveryConfig;
 use crate::domain::{audit::Actor, demo};
 use crate::error::Error;
 use crate::http::{self, AppState, HttpOptions};
 use crate::import::ImportOptions;
 use crate::limits::Limits;
+use crate::settings::Settings;
 use crate::telemetry::{self, LogFormat};
 use std::io::IsTerminal;
 
@@ -47,6 +49,8 @@ pub enum Command {
     /// Import discovered CIs and relationships from a JSON or NDJSON file, in batches,
     /// through the same upsert as the `upsertConfigurationItems` mutation.
     Import(ImportArgs),
+    /// Create, list and revoke API tokens.
+    Token(TokenArgs),
     /// Print the GraphQL schema (SDL) and exit.
     ExportSchema,
 }
@@ -117,6 +121,52 @@ pub struct ImportArgs {
     pub file: std::path::PathBuf,
 }
 
+/// Token management.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+/// What to do with tokens.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (it is shown this once; only its hash is kept).
+    Create {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Unique name, recorded as the actor of the token's writes.
+        #[arg(long)]
+        name: String,
+        /// viewer, discovery, editor, change_manager or admin.
+        #[arg(long)]
+        role: String,
+    },
+    /// List the tokens (never the tokens themselves).
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Revoke a token.
+    Revoke {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The token's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+impl TokenCommand {
+    fn database(&self) -> &DatabaseArgs {
+        match self {
+            TokenCommand::Create { database, .. }
+            | TokenCommand::List { database }
+            | TokenCommand::Revoke { database, .. } => database,
+        }
+    }
+}
+
 /// How to serve.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -130,9 +180,22 @@ pub struct ServeArgs {
     #[arg(long, env = "CMDB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// Load the demo estate if the database holds no configuration item yet.
+    /// Load the demo estate if the database holds no configuration item yet, and create
+    /// an admin token (printed once) if there is none.
     #[arg(long, env = "CMDB_DEMO")]
     pub demo: bool,
+
+    /// Let requests without a token read (never write). Off by default.
+    #[arg(long, env = "CMDB_ALLOW_ANONYMOUS_READ")]
+    pub allow_anonymous_read: bool,
+
+    /// Longest a request may run, in milliseconds, before it is cancelled.
+    #[arg(long, env = "CMDB_REQUEST_TIMEOUT_MS", default_value_t = Limits::default().request_timeout.as_millis() as u64)]
+    pub request_timeout_ms: u64,
+
+    /// Most aliased fields a GraphQL document may have.
+    #[arg(long, env = "CMDB_MAX_QUERY_ALIASES", default_value_t = Limits::default().max_query_aliases)]
+    pub max_query_aliases: usize,
 
     /// Origin allowed to call the API from a browser (repeatable, or comma-separated);
     /// `*` allows any origin. None by default.
@@ -168,6 +231,8 @@ impl ServeArgs {
             max_query_depth: self.max_query_depth,
             max_query_complexity: self.max_query_complexity,
             max_body_bytes: self.max_body_bytes,
+            max_query_aliases: self.max_query_aliases,
+            request_timeout: std::time::Duration::from_millis(self.request_timeout_ms.max(1)),
             ..Limits::default()
         }
     }
@@ -200,6 +265,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import(args) => import(args).await,
+        Command::Token(args) => token(args).await,
         Command::ExportSchema => {
             print!("{}", crate::graphql::sdl());
             Ok(())
@@ -229,15 +295,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ),
         }
     }
+    if args.demo && !auth::any_active(&db).await.map_err(Error::into_report)? {
+        let (token, _) = auth::create(&db, &Actor::system(), "demo-admin", Role::Admin)
+            .await
+            .map_err(Error::into_report)?;
+        tracing::info!(%token, "demo admin token created; send it as `Authorization: Bearer <token>`");
+        println!("\nAdmin token for this demo (shown once):\n\n    export TOKEN={token}\n");
+    } else if !auth::any_active(&db).await.map_err(Error::into_report)? {
+        tracing::warn!(
+            "no API token exists yet: create one with `cmdb token create --name admin --role admin`"
+        );
+    }
     let limits = args.limits();
     let options = HttpOptions {
         cors_origins: args.cors_origins.clone(),
         max_body_bytes: limits.max_body_bytes,
     };
-    let app = http::app(
-        AppState::configured(db, limits, args.discovery.config()),
-        &options,
-    );
+    let settings = Settings {
+        limits,
+        discovery: args.discovery.config(),
+        allow_anonymous_read: args.allow_anonymous_read,
+    };
+    let app = http::app(AppState::with_settings(db, settings), &options);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -280,6 +359,48 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     println!("in {:.1} s", started.elapsed().as_secs_f64());
     if summary.items.rejected + summary.relationships.rejected > 0 {
         std::process::exit(EXIT_REJECTED);
+    }
+    Ok(())
+}
+
+async fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let db = db::connect(&args.command.database().config())
+        .await
+        .map_err(Error::into_report)?;
+    db::migrate(&db).await.map_err(Error::into_report)?;
+    let actor = Actor::named("cli");
+    match args.command {
+        TokenCommand::Create { name, role, .. } => {
+            let role = Role::parse(&role).map_err(Error::into_report)?;
+            let (token, info) = auth::create(&db, &actor, &name, role)
+                .await
+                .map_err(Error::into_report)?;
+            eprintln!(
+                "token `{}` ({}) created; it is shown this once:",
+                info.name, info.role
+            );
+            println!("{token}");
+        }
+        TokenCommand::List { .. } => {
+            for info in auth::list(&db).await.map_err(Error::into_report)? {
+                let state = match info.revoked_at {
+                    Some(at) => format!("revoked {}", at.to_rfc3339()),
+                    None => "active".to_owned(),
+                };
+                println!(
+                    "{}\t{}\t{}\t{state}",
+                    info.name,
+                    info.role,
+                    info.created_at.to_rfc3339()
+                );
+            }
+        }
+        TokenCommand::Revoke { name, .. } => {
+            auth::revoke(&db, &actor, &name)
+                .await
+                .map_err(Error::into_report)?;
+            println!("token `{name}` revoked");
+        }
     }
     Ok(())
 }

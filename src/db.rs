@@ -103,6 +103,20 @@ where
     Ok(db.begin_with_options(options).await?)
 }
 
+/// The connection pool's size and idle connections, for the metrics.
+pub fn pool_usage(db: &DatabaseConnection) -> (u32, usize) {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+    }
+}
+
 /// Whether the database answers; used by the health endpoint.
 pub async fn ping(db: &DatabaseConnection) -> bool {
     db.ping().await.is_ok()

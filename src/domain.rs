@@ -11,6 +11,7 @@
 //! - it either applies completely or not at all.
 
 pub mod audit;
+pub mod auth;
 pub mod ci;
 pub mod ci_class;
 pub mod demo;
@@ -135,8 +136,35 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String> {
     optional_text(field, trimmed, max)
 }
 
+/// Refuses text holding the NUL character, which databases cannot store in text.
+pub fn no_nul(field: &str, value: &str) -> Result<()> {
+    if value.contains('\0') {
+        return Err(Error::invalid(
+            field,
+            format!("`{field}` must not contain the NUL character"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a JSON document holding the NUL character in any key or string.
+pub fn json_without_nul(field: &str, value: &serde_json::Value) -> Result<()> {
+    match value {
+        serde_json::Value::String(text) => no_nul(field, text),
+        serde_json::Value::Array(items) => {
+            items.iter().try_for_each(|v| json_without_nul(field, v))
+        }
+        serde_json::Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            no_nul(field, k)?;
+            json_without_nul(field, v)
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Checks an optional free text is at most `max` characters long; empty text means none.
 pub fn optional_text(field: &str, value: &str, max: usize) -> Result<String> {
+    no_nul(field, value)?;
     if value.chars().count() > max {
         return Err(Error::invalid(
             field,

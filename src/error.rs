@@ -34,6 +34,12 @@ pub enum Error {
     /// Optimistic concurrency: someone else changed the record since the client read it.
     #[error("version mismatch: expected version {expected}, the current version is {actual}")]
     VersionMismatch { expected: i32, actual: i32 },
+    /// No valid credentials came with the request.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The credentials do not allow the operation.
+    #[error("{0}")]
+    Forbidden(String),
     /// A state machine refused the transition.
     #[error("{0}")]
     InvalidTransition(String),
@@ -55,6 +61,8 @@ impl Error {
             Error::Conflict(_) => "CONFLICT",
             Error::VersionMismatch { .. } => "VERSION_MISMATCH",
             Error::InvalidTransition(_) => "INVALID_TRANSITION",
+            Error::Unauthenticated(_) => "UNAUTHENTICATED",
+            Error::Forbidden(_) => "FORBIDDEN",
             Error::LimitExceeded(_) => "LIMIT_EXCEEDED",
             Error::Internal(_) => "INTERNAL",
         }

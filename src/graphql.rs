@@ -6,6 +6,7 @@
 //! The schema's shape is built by [`schema_builder`] without any database, so the SDL can be
 //! exported and checked without a server.
 
+mod access;
 mod audit;
 mod catalog;
 mod ci;
@@ -17,6 +18,7 @@ mod loaders;
 mod pagination;
 mod relationship;
 mod service;
+mod tokens;
 
 use async_graphql::{EmptySubscription, MergedObject, Request, Response, Schema, SchemaBuilder};
 use std::sync::Arc;
@@ -24,9 +26,12 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::domain::audit::Actor;
-use crate::domain::discovery::DiscoveryConfig;
+use crate::domain::auth::{Principal, TokenCache};
 use crate::domain::impact::GraphCache;
+use crate::error::Error;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
+use crate::settings::Settings;
 
 pub use error::{PARSE_FAILED, VALIDATION_FAILED};
 
@@ -40,6 +45,7 @@ pub struct Query(
     audit::AuditQuery,
     impact::ImpactQuery,
     discovery::DiscoveryQuery,
+    tokens::TokenQuery,
 );
 
 /// Everything that can be changed. Every mutation is audited and all-or-nothing.
@@ -50,6 +56,7 @@ pub struct Mutation(
     service::ServiceMutation,
     catalog::CatalogMutation,
     discovery::DiscoveryMutation,
+    tokens::TokenMutation,
 );
 
 /// The executable schema.
@@ -61,20 +68,32 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
 }
 
-/// The schema a server runs: the shape, the database and the limits.
+/// The schema a server runs: the shape, the database and the settings.
 pub fn build_schema(
     db: DatabaseConnection,
-    limits: Limits,
-    discovery: DiscoveryConfig,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    tokens: Arc<TokenCache>,
 ) -> CmdbSchema {
     schema_builder()
-        .limit_depth(limits.max_query_depth)
-        .limit_complexity(limits.max_query_complexity)
+        .limit_depth(settings.limits.max_query_depth)
+        .limit_complexity(settings.limits.max_query_complexity)
         .data(db)
-        .data(limits)
+        .data(settings.limits.clone())
         .data(Arc::new(GraphCache::new()))
-        .data(Arc::new(discovery))
+        .data(Arc::new(settings.discovery.clone()))
+        .data(AccessPolicy {
+            allow_anonymous_read: settings.allow_anonymous_read,
+        })
+        .data(metrics)
+        .data(tokens)
         .finish()
+}
+
+/// Whether requests without a token may read.
+#[derive(Debug, Clone, Copy)]
+struct AccessPolicy {
+    allow_anonymous_read: bool,
 }
 
 /// The schema in SDL, as checked in at `schema.graphql`.
@@ -82,15 +101,85 @@ pub fn sdl() -> String {
     schema_builder().finish().sdl()
 }
 
-/// Runs one GraphQL request on behalf of `actor`, with loaders of its own.
-pub async fn execute(schema: &CmdbSchema, actor: Actor, request: Request) -> Response {
+/// Runs one GraphQL request for `principal` (none: an anonymous request): checks access
+/// and limits, then executes it with loaders of its own, within the request time limit.
+pub async fn execute(
+    schema: &CmdbSchema,
+    principal: Option<Principal>,
+    request: Request,
+) -> Response {
+    let limits = schema.data::<Limits>().cloned().unwrap_or_default();
+    let allow_anonymous_read = schema
+        .data::<AccessPolicy>()
+        .is_some_and(|p| p.allow_anonymous_read);
+    if carries_nul(&request) {
+        return refusal(Error::Validation {
+            message: "text in a request must not contain the NUL character".into(),
+            field: None,
+        });
+    }
+    if let Some(inspection) = access::inspect(&request.query, request.operation_name.as_deref())
+        && let Err(err) = access::authorize(
+            principal.as_ref(),
+            allow_anonymous_read,
+            &inspection,
+            &limits,
+        )
+    {
+        return refusal(err);
+    }
+    let actor = principal
+        .as_ref()
+        .map(Principal::actor)
+        .unwrap_or_else(|| Actor::named(""));
     let tasks = loaders::LoaderTasks::default();
     let query = request.query.clone();
     let mut request = request.data(actor);
+    if let Some(principal) = principal {
+        request = request.data(principal);
+    }
     if let Some(db) = schema.data::<DatabaseConnection>() {
         request = request.data(loaders::for_request(db.clone(), &tasks));
     }
-    let mut response = tasks.drive(schema.execute(request)).await;
+    let execution = tasks.drive(schema.execute(request));
+    let mut response = match tokio::time::timeout(limits.request_timeout, execution).await {
+        Ok(response) => response,
+        // Dropping the execution drops its open transaction, which rolls back.
+        Err(_) => refusal(Error::LimitExceeded(format!(
+            "the request took longer than {} ms and was cancelled; nothing it was writing was kept \
+             (limit `request_timeout`)",
+            limits.request_timeout.as_millis()
+        ))),
+    };
     error::add_codes(&query, &mut response);
     response
+}
+
+/// Whether the request holds the NUL character anywhere: databases cannot store it in text,
+/// so it is refused before anything runs, whatever field it is in.
+fn carries_nul(request: &Request) -> bool {
+    fn in_value(value: &async_graphql::Value) -> bool {
+        match value {
+            async_graphql::Value::String(text) => text.contains('\0'),
+            async_graphql::Value::List(items) => items.iter().any(in_value),
+            async_graphql::Value::Object(map) => {
+                map.iter().any(|(k, v)| k.contains('\0') || in_value(v))
+            }
+            _ => false,
+        }
+    }
+    let query = request.query.to_ascii_lowercase();
+    request.query.contains('\0')
+        || query.contains("\\u0000")
+        || query.contains("\\u{0}")
+        || request
+            .variables
+            .iter()
+            .any(|(name, value)| name.contains('\0') || in_value(value))
+}
+
+/// A response refusing the whole request.
+fn refusal(err: Error) -> Response {
+    let error: async_graphql::Error = err.into();
+    Response::from_errors(vec![error.into_server_error(async_graphql::Pos::default())])
 }

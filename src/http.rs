@@ -4,13 +4,14 @@
 //! This layer knows nothing of SQL: it hands requests to the GraphQL layer and asks the
 //! database layer only whether the database answers.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -22,31 +23,41 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
-use crate::domain::audit::Actor;
-use crate::domain::discovery::DiscoveryConfig;
+use crate::domain::auth::TokenCache;
 use crate::graphql::{self, CmdbSchema, PARSE_FAILED};
 use crate::limits::Limits;
-
-/// The header a client may use to say who it is, for the audit trail.
-pub const ACTOR_HEADER: &str = "x-actor";
+use crate::metrics::Metrics;
+use crate::settings::Settings;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub schema: CmdbSchema,
     pub db: DatabaseConnection,
+    pub metrics: Arc<Metrics>,
+    tokens: Arc<TokenCache>,
 }
 
 impl AppState {
-    /// The state of a server on `db` with `limits` and the default discovery settings.
+    /// The state of a server on `db` with `limits` and otherwise default settings.
     pub fn new(db: DatabaseConnection, limits: Limits) -> Self {
-        Self::configured(db, limits, DiscoveryConfig::default())
+        Self::with_settings(
+            db,
+            Settings {
+                limits,
+                ..Settings::default()
+            },
+        )
     }
 
-    /// The state of a server on `db` with `limits` and `discovery` settings.
-    pub fn configured(db: DatabaseConnection, limits: Limits, discovery: DiscoveryConfig) -> Self {
+    /// The state of a server on `db` with `settings`.
+    pub fn with_settings(db: DatabaseConnection, settings: Settings) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let tokens = Arc::new(TokenCache::new(db.clone()));
         AppState {
-            schema: graphql::build_schema(db.clone(), limits, discovery),
+            schema: graphql::build_schema(db.clone(), settings, metrics.clone(), tokens.clone()),
+            tokens,
+            metrics,
             db,
         }
     }
@@ -66,6 +77,7 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
     let mut router = Router::new()
         .route("/graphql", get(graphiql).post(graphql_endpoint))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .with_state(state)
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(options.max_body_bytes.max(1024)))
@@ -89,11 +101,7 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(allow_origin)
             .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-            .allow_headers([
-                header::CONTENT_TYPE,
-                header::AUTHORIZATION,
-                HeaderName::from_static(ACTOR_HEADER),
-            ]),
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
     )
 }
 
@@ -171,6 +179,37 @@ fn request_error(status: StatusCode, code: &str, message: String) -> Response {
         .into_response()
 }
 
+/// The metrics in the Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let (size, idle) = crate::db::pool_usage(&state.db);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(size, idle),
+    )
+        .into_response()
+}
+
+/// The token of an `Authorization: Bearer` header; `Err` for a malformed header.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ()> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| ())?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or(())?
+        .trim();
+    if token.is_empty() {
+        Err(())
+    } else {
+        Ok(Some(token))
+    }
+}
+
 async fn graphql_endpoint(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -193,15 +232,42 @@ async fn graphql_endpoint(
             );
         }
     };
-    let actor = headers
-        .get(ACTOR_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .map(Actor::named)
-        .unwrap_or_else(|| Actor::named(""));
+    let principal = match bearer(&headers) {
+        Err(()) => {
+            return request_error(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "the Authorization header must be `Bearer <token>`".into(),
+            );
+        }
+        Ok(None) => None,
+        Ok(Some(token)) => match state.tokens.principal(token).await {
+            Ok(Some(principal)) => Some(principal),
+            Ok(None) => {
+                return request_error(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHENTICATED",
+                    "the token is unknown or revoked".into(),
+                );
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "token check failed");
+                return request_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "INTERNAL",
+                    "internal error".into(),
+                );
+            }
+        },
+    };
     let operation = operation_name(&request);
-    let span = tracing::info_span!("graphql", operation = %operation, actor = %actor.name());
+    let caller = principal
+        .as_ref()
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| "anonymous".into());
+    let span = tracing::info_span!("graphql", operation = %operation, actor = %caller);
     let started = Instant::now();
-    let response = graphql::execute(&state.schema, actor, request)
+    let response = graphql::execute(&state.schema, principal, request)
         .instrument(span.clone())
         .await;
     let errors: Vec<String> = response
@@ -209,14 +275,29 @@ async fn graphql_endpoint(
         .iter()
         .filter_map(|e| e.extensions.as_ref()?.get("code").map(|c| c.to_string()))
         .collect();
+    let elapsed = started.elapsed().as_secs_f64();
     span.in_scope(|| {
         tracing::info!(
-            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = elapsed * 1000.0,
             errors = ?errors,
             "graphql operation"
         )
     });
-    GraphQLResponse::from(response).into_response()
+    let codes: Vec<String> = errors
+        .iter()
+        .map(|c| c.trim_matches('"').to_owned())
+        .collect();
+    state.metrics.operation(&operation, elapsed, &codes);
+    let status = match codes.first().map(String::as_str) {
+        Some("UNAUTHENTICATED") if response.data == async_graphql::Value::Null => {
+            StatusCode::UNAUTHORIZED
+        }
+        Some("FORBIDDEN") if response.data == async_graphql::Value::Null => StatusCode::FORBIDDEN,
+        _ => StatusCode::OK,
+    };
+    let mut http = GraphQLResponse::from(response).into_response();
+    *http.status_mut() = status;
+    http
 }
 
 /// Waits for SIGINT (Ctrl-C) or SIGTERM. The server then stops accepting connections and

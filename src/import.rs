@@ -454,7 +454,7 @@ pub async fn import(
                 dry_run: false,
                 atomic: false,
             };
-            let report = upsert::upsert(db, config, limits, &batch).await?;
+            let report = upsert::upsert(db, config, limits, &batch, None).await?;
             summary.add(&report, offsets.0, offsets.1);
             offsets.0 += item_count;
             offsets.1 += relationship_count;
@@ -476,7 +476,7 @@ pub async fn import(
             dry_run: false,
             atomic: false,
         };
-        let report = upsert::upsert(db, config, limits, &closing).await?;
+        let report = upsert::upsert(db, config, limits, &closing, None).await?;
         summary.add(&report, offsets.0, offsets.1);
     }
     bar.finish_and_clear();

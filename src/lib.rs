@@ -11,6 +11,8 @@ pub mod graphql;
 pub mod http;
 pub mod import;
 pub mod limits;
+pub mod metrics;
+pub mod settings;
 pub mod telemetry;
 
 pub use error::{Error, Result};

@@ -25,6 +25,10 @@ pub struct Limits {
     pub default_impact_results: usize,
     /// Largest `limit` of an impact analysis.
     pub max_impact_results: usize,
+    /// Most aliased fields a GraphQL document may have (aliases multiply work cheaply).
+    pub max_query_aliases: usize,
+    /// Longest a request may run before it is cancelled (and its writes rolled back).
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -40,6 +44,8 @@ impl Default for Limits {
             max_impact_nodes: 250_000,
             default_impact_results: 1_000,
             max_impact_results: 20_000,
+            max_query_aliases: 100,
+            request_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! This crate knows nothing of GraphQL or HTTP. Nothing here is API: the GraphQL layer wraps
 //! these models in its own types, so a new column never silently becomes part of the schema.
 
+pub mod api_token;
 pub mod audit_event;
 pub mod ci_class;
 pub mod ci_identifier;

@@ -10,6 +10,7 @@ mod m20261126_000001_core_schema;
 mod m20261126_000002_seed_catalog;
 mod m20261126_000003_graph_changes;
 mod m20261126_000004_discovery;
+mod m20261126_000005_api_tokens;
 
 /// Every migration of the cmdb schema, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_seed_catalog::Migration),
             Box::new(m20261126_000003_graph_changes::Migration),
             Box::new(m20261126_000004_discovery::Migration),
+            Box::new(m20261126_000005_api_tokens::Migration),
         ]
     }
 }

@@ -52,6 +52,7 @@ pub enum EntityType {
     CiClass,
     RelationshipType,
     ReconciliationRule,
+    ApiToken,
 }
 
 impl EntityType {
@@ -64,6 +65,7 @@ impl EntityType {
             EntityType::CiClass => "CI_CLASS",
             EntityType::RelationshipType => "RELATIONSHIP_TYPE",
             EntityType::ReconciliationRule => "RECONCILIATION_RULE",
+            EntityType::ApiToken => "API_TOKEN",
         }
     }
 
@@ -76,6 +78,7 @@ impl EntityType {
             EntityType::CiClass,
             EntityType::RelationshipType,
             EntityType::ReconciliationRule,
+            EntityType::ApiToken,
         ]
         .into_iter()
         .find(|t| t.as_str() == text)

@@ -161,6 +161,7 @@ pub fn validate_attributes(
     definitions: &[AttributeDefinition],
     attributes: Json,
 ) -> Result<Json> {
+    super::json_without_nul("attributes", &attributes)?;
     let object = match attributes {
         Json::Null => Map::new(),
         Json::Object(object) => object,

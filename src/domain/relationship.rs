@@ -172,6 +172,9 @@ pub async fn count(db: &impl ConnectionTrait, filter: &RelationshipFilter) -> Re
 }
 
 fn check_attributes(field: &str, attributes: Option<Json>) -> Result<Json> {
+    if let Some(attributes) = &attributes {
+        super::json_without_nul(field, attributes)?;
+    }
     match attributes {
         None | Some(Json::Null) => Ok(Json::Object(Default::default())),
         Some(Json::Object(map)) => {

@@ -28,6 +28,8 @@ pub enum AuditEntityType {
     RelationshipType,
     /// A reconciliation rule of a class.
     ReconciliationRule,
+    /// An API token (never the token itself).
+    ApiToken,
 }
 
 /// What an audited write did.

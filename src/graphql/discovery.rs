@@ -13,11 +13,13 @@ use super::catalog::CiClass;
 use super::ci::{Criticality, LifecycleStatus};
 use super::context::{actor, db, limits, loaders, parse_id};
 use super::loaders::Classes;
+use crate::domain::auth::Principal;
 use crate::domain::discovery::upsert::{
     self, CiRef, ItemInput, Mode, Outcome, RelationshipInput, UpsertBatch,
 };
 use crate::domain::discovery::{DiscoveryConfig, rules};
 use crate::error::Error;
+use crate::metrics::Metrics;
 
 /// Whether a batch adds to what the source reported, or is all of it.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
@@ -474,7 +476,23 @@ impl DiscoveryMutation {
     ) -> Result<UpsertReport> {
         let batch = batch(input)?;
         let config = ctx.data::<Arc<DiscoveryConfig>>()?;
-        let report = upsert::upsert(db(ctx)?, config, limits(ctx)?, &batch).await?;
+        let sender = ctx.data_opt::<Principal>().map(|p| p.name.as_str());
+        let report = upsert::upsert(db(ctx)?, config, limits(ctx)?, &batch, sender).await?;
+        if let Some(metrics) = ctx.data_opt::<Arc<Metrics>>() {
+            let (items, relationships) = (&report.items, &report.relationships);
+            metrics.discovery_batch(&[
+                ("item", "created", items.created as u64),
+                ("item", "updated", items.updated as u64),
+                ("item", "unchanged", items.unchanged as u64),
+                ("item", "rejected", items.rejected as u64),
+                ("item", "stale", items.stale as u64),
+                ("relationship", "created", relationships.created as u64),
+                ("relationship", "updated", relationships.updated as u64),
+                ("relationship", "unchanged", relationships.unchanged as u64),
+                ("relationship", "rejected", relationships.rejected as u64),
+                ("relationship", "stale", relationships.stale as u64),
+            ]);
+        }
         Ok(report.into())
     }
 

@@ -1,6 +1,6 @@
 //! The audit trail: every write, who made it, and the full state before and after.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
@@ -116,6 +116,7 @@ async fn every_kind_of_write_is_audited_and_filterable() {
         })
         .collect();
     let expected = [
+        ("API_TOKEN", "CREATE"),
         ("CONFIGURATION_ITEM", "CREATE"),
         ("CONFIGURATION_ITEM", "CREATE"),
         ("RELATIONSHIP", "CREATE"),
@@ -131,12 +132,16 @@ async fn every_kind_of_write_is_audited_and_filterable() {
         .map(|(t, a)| (t.to_string(), a.to_string()))
         .collect();
     assert_eq!(events, expected);
+    let actors: Vec<&Value> = data["auditEvents"]["nodes"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| &e["actor"])
+        .collect();
+    assert_eq!(actors[0], &json!("system"), "the harness made its token");
     assert!(
-        data["auditEvents"]["nodes"]
-            .as_array()
-            .expect("events")
-            .iter()
-            .all(|e| e["actor"] == json!("anonymous"))
+        actors[1..].iter().all(|a| *a == &json!("test-admin")),
+        "the token's name is the actor"
     );
 
     let data = app

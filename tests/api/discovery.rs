@@ -4,7 +4,9 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{GqlResponse, TestApp};
+use cmdb::domain::auth::Role;
+
+use crate::helpers::{ADMIN, GqlResponse, TestApp};
 
 const UPSERT: &str = "mutation($input: UpsertConfigurationItemsInput!) { upsertConfigurationItems(input: $input) {
     source dryRun runId runClosed created updated unchanged stale rejected
@@ -12,8 +14,17 @@ const UPSERT: &str = "mutation($input: UpsertConfigurationItemsInput!) { upsertC
     relationships { created updated unchanged stale rejected items { index relationshipId outcome error { code message } } }
 } }";
 
+/// Sends a batch with a discovery token named after the batch's source, so that the audit
+/// trail's actor is the source itself.
 async fn try_upsert(app: &TestApp, input: Value) -> GqlResponse {
-    app.graphql(UPSERT, json!({ "input": input })).await
+    let source = input["source"].as_str().unwrap_or_default().to_owned();
+    let token = if source.is_empty() || source == "manual" {
+        app.token(ADMIN, Role::Admin).await
+    } else {
+        app.token(&source, Role::Discovery).await
+    };
+    app.graphql_with(Some(&token), UPSERT, json!({ "input": input }))
+        .await
 }
 
 async fn upsert(app: &TestApp, input: Value) -> Value {
@@ -409,7 +420,12 @@ async fn a_dry_run_reports_without_writing() {
     assert_eq!(report["dryRun"], json!(true));
     assert_eq!(report["created"], json!(1));
     assert_eq!(app.ci_count().await, 0);
-    let audit = app.ok("{ auditEvents { totalCount } }", json!({})).await;
+    let audit = app
+        .ok(
+            "{ auditEvents(filter: { entityType: CONFIGURATION_ITEM }) { totalCount } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(audit["auditEvents"]["totalCount"], json!(0));
 }
 
@@ -563,6 +579,9 @@ async fn concurrent_scripts_on_overlapping_cis_create_no_duplicates_and_lose_no_
     let mut tasks = Vec::new();
     for script in 0..scripts {
         let address = app.address.clone();
+        let token = app
+            .token(&format!("script-{script}"), Role::Discovery)
+            .await;
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             // Every script reports every host (same serial numbers, its own ids), in
@@ -577,6 +596,7 @@ async fn concurrent_scripts_on_overlapping_cis_create_no_duplicates_and_lose_no_
                 let body = json!({ "query": UPSERT, "variables": { "input": { "source": format!("script-{script}"), "items": items } } });
                 let response: Value = client
                     .post(format!("{address}/graphql"))
+                    .bearer_auth(&token)
                     .json(&body)
                     .send()
                     .await

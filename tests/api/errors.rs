@@ -54,6 +54,23 @@ async fn bad_input_is_a_validation_error_naming_the_field() {
         .try_create(&app)
         .await;
     assert_eq!(response.code(), "LIMIT_EXCEEDED");
+    // Databases cannot store the NUL character: it is refused wherever it comes.
+    let response = CiBuilder::new("server", "nul\u{0}name")
+        .try_create(&app)
+        .await;
+    assert_eq!(response.code(), "VALIDATION");
+    let response = CiBuilder::new("server", "s")
+        .attributes(json!({ "k": "a\u{0}b" }))
+        .try_create(&app)
+        .await;
+    assert_eq!(response.code(), "VALIDATION");
+    let response = app
+        .graphql(
+            "{ configurationItems(filter: { owner: \"x\\u0000\" }) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(response.code(), "VALIDATION");
     assert_eq!(app.ci_count().await, 0);
 }
 

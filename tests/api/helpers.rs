@@ -1,12 +1,16 @@
 //! The test harness: [`TestApp`] boots a server on its own database; builders create test
 //! data through the API.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use cmdb::db::{self, DbConfig};
+use cmdb::domain::audit::Actor;
+use cmdb::domain::auth::Role;
 use cmdb::http::{AppState, HttpOptions, app};
 use cmdb::limits::Limits;
+use cmdb::settings::Settings;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 
@@ -55,8 +59,13 @@ pub struct TestApp {
     statements: Arc<AtomicUsize>,
     config: DbConfig,
     limits: Limits,
+    /// API tokens by name; requests use `test-admin` unless told otherwise.
+    tokens: Arc<Mutex<HashMap<String, String>>>,
     _guard: Option<Arc<DbGuard>>,
 }
+
+/// The admin token every test request carries by default.
+pub const ADMIN: &str = "test-admin";
 
 /// The parsed body of a GraphQL response.
 #[derive(Debug, Clone)]
@@ -120,6 +129,18 @@ impl TestApp {
 
     /// A server with the given limits and HTTP options.
     pub async fn spawn_with(limits: Limits, options: HttpOptions) -> TestApp {
+        Self::spawn_with_settings(
+            Settings {
+                limits,
+                ..Settings::default()
+            },
+            options,
+        )
+        .await
+    }
+
+    /// A server with the given settings and HTTP options.
+    pub async fn spawn_with_settings(settings: Settings, options: HttpOptions) -> TestApp {
         init_logs();
         let (config, guard) = match std::env::var(DATABASE_ENV) {
             Ok(url) if url.starts_with("postgres") => {
@@ -150,7 +171,9 @@ impl TestApp {
             }
         };
         let guard = Some(Arc::new(guard));
-        Self::serve(config, limits, options, guard).await
+        let app = Self::serve(config, settings, options, guard, Default::default()).await;
+        app.token(ADMIN, Role::Admin).await;
+        app
     }
 
     /// A second server instance on the same database, with its own caches: what runs
@@ -158,22 +181,43 @@ impl TestApp {
     pub async fn another_instance(&self) -> TestApp {
         Self::serve(
             self.config.clone(),
-            self.limits.clone(),
+            Settings {
+                limits: self.limits.clone(),
+                ..Settings::default()
+            },
             HttpOptions {
                 max_body_bytes: self.limits.max_body_bytes,
                 ..Default::default()
             },
             self._guard.clone(),
+            self.tokens.clone(),
         )
         .await
     }
 
+    /// The token named `name`, created with `role` the first time it is asked for.
+    pub async fn token(&self, name: &str, role: Role) -> String {
+        if let Some(token) = self.tokens.lock().expect("tokens").get(name) {
+            return token.clone();
+        }
+        let (token, _) = cmdb::domain::auth::create(&self.db, &Actor::system(), name, role)
+            .await
+            .expect("a token");
+        self.tokens
+            .lock()
+            .expect("tokens")
+            .insert(name.to_owned(), token.clone());
+        token
+    }
+
     async fn serve(
         config: DbConfig,
-        limits: Limits,
+        settings: Settings,
         mut options: HttpOptions,
         guard: Option<Arc<DbGuard>>,
+        tokens: Arc<Mutex<HashMap<String, String>>>,
     ) -> TestApp {
+        let limits = settings.limits.clone();
         let mut db = db::connect(&config)
             .await
             .expect("connect to the test database");
@@ -190,7 +234,7 @@ impl TestApp {
         if options.max_body_bytes == 0 {
             options.max_body_bytes = limits.max_body_bytes;
         }
-        let router = app(AppState::new(db.clone(), limits.clone()), &options);
+        let router = app(AppState::with_settings(db.clone(), settings), &options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free port");
@@ -205,6 +249,7 @@ impl TestApp {
             statements,
             config,
             limits,
+            tokens,
             _guard: guard,
         }
     }
@@ -235,10 +280,10 @@ impl TestApp {
         self.statements.load(Ordering::SeqCst)
     }
 
-    /// Sends a GraphQL operation as `actor`.
-    pub async fn graphql_as(
+    /// Sends a GraphQL operation with a token (none: anonymously).
+    pub async fn graphql_with(
         &self,
-        actor: Option<&str>,
+        token: Option<&str>,
         query: &str,
         variables: Value,
     ) -> GqlResponse {
@@ -246,14 +291,25 @@ impl TestApp {
             .client
             .post(format!("{}/graphql", self.address))
             .json(&json!({ "query": query, "variables": variables }));
-        if let Some(actor) = actor {
-            request = request.header("x-actor", actor);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
         }
         let response = request.send().await.expect("the server answers");
         GqlResponse(response.json().await.expect("a JSON body"))
     }
 
-    /// Sends a GraphQL operation.
+    /// Sends a GraphQL operation as the admin token named `actor` (created if needed).
+    pub async fn graphql_as(
+        &self,
+        actor: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> GqlResponse {
+        let token = self.token(actor.unwrap_or(ADMIN), Role::Admin).await;
+        self.graphql_with(Some(&token), query, variables).await
+    }
+
+    /// Sends a GraphQL operation as `test-admin`.
     pub async fn graphql(&self, query: &str, variables: Value) -> GqlResponse {
         self.graphql_as(None, query, variables).await
     }

@@ -140,12 +140,19 @@ async fn the_binary_migrates_serves_and_stops_gracefully_on_sigterm() {
         }
     });
     let mut address = None;
+    let mut token = None;
     let mut log = Vec::new();
     while address.is_none() {
         let line = lines_rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the server logs its address");
-        let entry: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
+        if let Some(printed) = line.trim().strip_prefix("export TOKEN=") {
+            token = Some(printed.to_owned());
+            continue;
+        }
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
         if let Some(message) = entry["message"].as_str()
             && let Some(rest) = message.strip_prefix("listening on http://")
         {
@@ -165,8 +172,21 @@ async fn the_binary_migrates_serves_and_stops_gracefully_on_sigterm() {
         .await
         .expect("health");
     assert_eq!(health.status(), 200);
+    let token = token.expect("the demo prints an admin token");
+    let anonymous = client
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": "{ services { totalCount } }" }))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(
+        anonymous.status(),
+        401,
+        "anonymous access is off by default"
+    );
     let data: serde_json::Value = client
         .post(format!("{base}/graphql"))
+        .bearer_auth(&token)
         .json(&json!({ "query": "query Count { services { totalCount } }" }))
         .send()
         .await
@@ -179,8 +199,8 @@ async fn the_binary_migrates_serves_and_stops_gracefully_on_sigterm() {
         let line = lines_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("the operation is logged");
-        let entry: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
-        if entry["message"] == json!("graphql operation") {
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if entry["message"] == json!("graphql operation") && entry.to_string().contains("Count") {
             break entry;
         }
     };

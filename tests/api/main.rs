@@ -7,6 +7,7 @@
 
 mod helpers;
 
+mod access;
 mod audit;
 mod catalog;
 mod configuration_items;
@@ -17,5 +18,6 @@ mod impact;
 mod n_plus_one;
 mod pagination;
 mod relationships;
+mod robustness;
 mod schema;
 mod services;

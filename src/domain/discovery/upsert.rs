@@ -219,17 +219,26 @@ fn is_retryable(err: &Error) -> bool {
 /// Applies one batch. Rejected items are reported, not raised; an error is returned only for
 /// a malformed batch (`VALIDATION`), one over the limits (`LIMIT_EXCEEDED`), or an
 /// infrastructure failure (`INTERNAL`), and then nothing is written.
+///
+/// The audit trail records the source as the actor, prefixed by the token that sent the
+/// batch when its name differs (`vcenter-sync/vcenter`).
 pub async fn upsert(
     db: &DatabaseConnection,
     config: &DiscoveryConfig,
     limits: &Limits,
     batch: &UpsertBatch,
+    sender: Option<&str>,
 ) -> Result<UpsertReport> {
     check_batch(batch, limits)?;
+    let source = batch.source.trim();
+    let actor = match sender {
+        Some(name) if name != source => Actor::named(&format!("{name}/{source}")),
+        _ => Actor::named(source),
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match apply(db, config, batch).await {
+        match apply(db, config, batch, &actor).await {
             Err(err) if attempt < 6 && is_retryable(&err) => {
                 tracing::debug!(attempt, error = %err, "discovery batch replayed");
                 tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
@@ -300,6 +309,9 @@ fn prepare(index: usize, item: &ItemInput, catalog: &ClassCatalog) -> Result<Pre
             .map(|v| optional_text(field, v.trim(), max))
             .transpose()
     };
+    if let Some(attributes) = &item.attributes {
+        super::super::json_without_nul("attributes", attributes)?;
+    }
     let attributes = match &item.attributes {
         None | Some(Json::Null) => Map::new(),
         Some(Json::Object(map)) => map.clone(),
@@ -458,7 +470,10 @@ struct Context<'a> {
 
 /// Time spent in the steps of a batch.
 #[derive(Clone)]
-struct Phases(std::sync::Arc<std::sync::Mutex<(std::time::Instant, Vec<(&'static str, f64)>)>>);
+struct Phases(std::sync::Arc<std::sync::Mutex<PhaseLog>>);
+
+/// When the last step ended, and each step's duration in milliseconds.
+type PhaseLog = (std::time::Instant, Vec<(&'static str, f64)>);
 
 impl Phases {
     fn new() -> Self {
@@ -1251,6 +1266,14 @@ async fn apply_relationships(
             ));
             continue;
         }
+        if let Some(Err(err)) = input
+            .attributes
+            .as_ref()
+            .map(|a| super::super::json_without_nul("attributes", a))
+        {
+            results[index] = Some(reject(index, err));
+            continue;
+        }
         let attributes = match &input.attributes {
             None | Some(Json::Null) => None,
             Some(Json::Object(map)) => Some(Json::Object(
@@ -1519,9 +1542,9 @@ async fn apply(
     db: &DatabaseConnection,
     config: &DiscoveryConfig,
     batch: &UpsertBatch,
+    actor: &Actor,
 ) -> Result<UpsertReport> {
     let source = batch.source.trim().to_owned();
-    let actor = Actor::named(&source);
     let txn = begin_write(db).await?;
     lock_writers(&txn).await?;
     let at = now();
@@ -1544,14 +1567,14 @@ async fn apply(
     cx.phases.mark("begin");
 
     let mut item_results: Vec<Option<ItemResult>> = vec![None; batch.items.len()];
-    let items = apply_items(&txn, &cx, batch, &actor, &mut item_results).await?;
+    let items = apply_items(&txn, &cx, batch, actor, &mut item_results).await?;
     let mut relationship_results: Vec<Option<RelationshipResult>> =
         vec![None; batch.relationships.len()];
     apply_relationships(
         &txn,
         &cx,
         batch,
-        &actor,
+        actor,
         &items,
         &mut relationship_results,
         &types,

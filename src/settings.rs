@@ -1,0 +1,13 @@
+//! What a server is configured with, apart from where its database is.
+
+use crate::domain::discovery::DiscoveryConfig;
+use crate::limits::Limits;
+
+/// A server's settings.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub limits: Limits,
+    pub discovery: DiscoveryConfig,
+    /// Whether requests without a token may read (never write).
+    pub allow_anonymous_read: bool,
+}
