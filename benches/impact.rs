@@ -356,8 +356,22 @@ async fn run(backend: Backend, size: usize) {
         .expect("bind");
     let url = format!("http://{}/graphql", listener.local_addr().expect("address"));
     tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    let (token, _) = cmdb::domain::auth::create(
+        &db,
+        &cmdb::domain::audit::Actor::system(),
+        "bench",
+        cmdb::domain::auth::Role::Viewer,
+    )
+    .await
+    .expect("a token");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("a header"),
+    );
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
+        .default_headers(headers)
         .build()
         .expect("client");
     // The first analysis loads the server's own graph.

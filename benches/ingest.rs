@@ -47,6 +47,7 @@ fn vm_kb(pid: u32, field: &str) -> Option<u64> {
 struct Server {
     child: Child,
     url: String,
+    token: String,
 }
 
 impl Drop for Server {
@@ -56,11 +57,36 @@ impl Drop for Server {
     }
 }
 
+/// Creates a discovery token with the `cmdb token` command; returns it.
+fn discovery_token(database_url: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_cmdb"))
+        .args([
+            "token",
+            "create",
+            "--name",
+            "bench",
+            "--role",
+            "discovery",
+            "--database-url",
+            database_url,
+        ])
+        .output()
+        .expect("the token command runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
 async fn start_server(database_url: &str) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
+    // The token command also applies the migrations, before the server starts.
+    let token = discovery_token(database_url);
     let child = Command::new(env!("CARGO_BIN_EXE_cmdb"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("CMDB_DATABASE_URL", database_url)
@@ -79,6 +105,7 @@ async fn start_server(database_url: &str) -> Server {
     let server = Server {
         child,
         url: format!("http://127.0.0.1:{port}"),
+        token,
     };
     let client = reqwest::Client::new();
     for _ in 0..300 {
@@ -139,12 +166,17 @@ type Totals = ([u64; 4], [u64; 4]);
 
 /// Sends the bodies with `clients` concurrent clients (a script sending its next batch while
 /// the previous one is written); returns the totals.
-async fn send_all(url: &str, bodies: &[Vec<u8>], clients: usize) -> Totals {
+async fn send_all(url: &str, token: &str, bodies: &[Vec<u8>], clients: usize) -> Totals {
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let bodies = std::sync::Arc::new(bodies.to_vec());
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (next, bodies, url) = (next.clone(), bodies.clone(), url.to_owned());
+        let (next, bodies, url, token) = (
+            next.clone(),
+            bodies.clone(),
+            url.to_owned(),
+            token.to_owned(),
+        );
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
@@ -156,6 +188,7 @@ async fn send_all(url: &str, bodies: &[Vec<u8>], clients: usize) -> Totals {
                 let Some(body) = bodies.get(i) else { break };
                 let response: Value = client
                     .post(format!("{url}/graphql"))
+                    .bearer_auth(&token)
                     .header("content-type", "application/json")
                     .body(body.clone())
                     .send()
@@ -209,8 +242,8 @@ async fn load(
         })
     };
     let started = Instant::now();
-    let (items, _) = send_all(&server.url, &bodies.0, clients).await;
-    let (_, relationships) = send_all(&server.url, &bodies.1, clients).await;
+    let (items, _) = send_all(&server.url, &server.token, &bodies.0, clients).await;
+    let (_, relationships) = send_all(&server.url, &server.token, &bodies.1, clients).await;
     let elapsed = started.elapsed();
     sampling.store(false, std::sync::atomic::Ordering::SeqCst);
     let peak = sampler.await.unwrap_or_default();
