@@ -70,6 +70,12 @@ pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection> {
         });
     } else {
         options.max_connections(config.max_connections.max(1));
+        // A transaction dropped on an error path is rolled back only when its connection is
+        // next used; until then it would hold its locks. The server never waits on a client
+        // inside a transaction, so one idle that long is abandoned: PostgreSQL ends it.
+        options.map_sqlx_postgres_opts(|opts| {
+            opts.options([("idle_in_transaction_session_timeout", "15s")])
+        });
         if let Some(schema) = &config.schema {
             options.set_schema_search_path(schema.clone());
         }

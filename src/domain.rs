@@ -12,16 +12,22 @@
 
 pub mod audit;
 pub mod auth;
+pub mod change;
 pub mod ci;
 pub mod ci_class;
+pub mod customer;
 pub mod demo;
 pub mod discovery;
 pub mod graph_log;
+pub mod health;
 pub mod impact;
+pub mod incident;
+pub mod numbering;
 pub mod pagination;
 pub mod relationship;
 pub mod relationship_type;
 pub mod service;
+pub mod service_level;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use sea_orm::{
@@ -36,11 +42,24 @@ pub use crate::error::{Error, Result};
 pub trait Conn: ConnectionTrait + TransactionTrait {}
 impl<T: ConnectionTrait + TransactionTrait> Conn for T {}
 
+tokio::task_local! {
+    /// Set by whoever runs domain calls under a deadline (the GraphQL layer): becomes true
+    /// when a commit starts, so that the caller never cancels work that may already be
+    /// stored and then reports it as not done.
+    pub static COMMIT_STARTED: std::sync::Arc<std::sync::atomic::AtomicBool>;
+}
+
 /// Commits a write transaction, first sealing its graph changes (see [`graph_log`]).
 pub async fn commit<T>(txn: T) -> Result<()>
 where
     T: ConnectionTrait + TransactionSession,
 {
+    // From here the transaction runs to its end: sealing locks the graph version row, which
+    // every writer needs, so it must not be abandoned half-way. (Ignored outside a watched
+    // task, such as the CLI: nothing cancels those.)
+    let _ = COMMIT_STARTED.try_with(|started| {
+        started.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
     graph_log::seal(&txn).await?;
     txn.commit().await?;
     Ok(())

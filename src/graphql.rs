@@ -9,11 +9,15 @@
 mod access;
 mod audit;
 mod catalog;
+mod change;
 mod ci;
 mod context;
+mod customer;
 mod discovery;
 mod error;
+mod health;
 mod impact;
+mod incident;
 mod loaders;
 mod pagination;
 mod relationship;
@@ -22,6 +26,7 @@ mod tokens;
 
 use async_graphql::{EmptySubscription, MergedObject, Request, Response, Schema, SchemaBuilder};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sea_orm::DatabaseConnection;
 
@@ -46,6 +51,10 @@ pub struct Query(
     impact::ImpactQuery,
     discovery::DiscoveryQuery,
     tokens::TokenQuery,
+    incident::IncidentQuery,
+    change::ChangeQuery,
+    customer::CustomerQuery,
+    health::HealthQuery,
 );
 
 /// Everything that can be changed. Every mutation is audited and all-or-nothing.
@@ -57,6 +66,9 @@ pub struct Mutation(
     catalog::CatalogMutation,
     discovery::DiscoveryMutation,
     tokens::TokenMutation,
+    incident::IncidentMutation,
+    change::ChangeMutation,
+    customer::CustomerMutation,
 );
 
 /// The executable schema.
@@ -141,9 +153,15 @@ pub async fn execute(
     if let Some(db) = schema.data::<DatabaseConnection>() {
         request = request.data(loaders::for_request(db.clone(), &tasks));
     }
-    let execution = tasks.drive(schema.execute(request));
-    let mut response = match tokio::time::timeout(limits.request_timeout, execution).await {
+    let commit_started = Arc::new(AtomicBool::new(false));
+    let execution = crate::domain::COMMIT_STARTED
+        .scope(commit_started.clone(), tasks.drive(schema.execute(request)));
+    let mut execution = std::pin::pin!(execution);
+    let mut response = match tokio::time::timeout(limits.request_timeout, &mut execution).await {
         Ok(response) => response,
+        // Once a commit has started, the write may be stored: the request runs to its end,
+        // so that its answer tells the truth.
+        Err(_) if commit_started.load(Ordering::SeqCst) => execution.await,
         // Dropping the execution drops its open transaction, which rolls back.
         Err(_) => refusal(Error::LimitExceeded(format!(
             "the request took longer than {} ms and was cancelled; nothing it was writing was kept \

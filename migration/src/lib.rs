@@ -11,6 +11,7 @@ mod m20261126_000002_seed_catalog;
 mod m20261126_000003_graph_changes;
 mod m20261126_000004_discovery;
 mod m20261126_000005_api_tokens;
+mod m20261126_000006_service_management;
 
 /// Every migration of the cmdb schema, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_graph_changes::Migration),
             Box::new(m20261126_000004_discovery::Migration),
             Box::new(m20261126_000005_api_tokens::Migration),
+            Box::new(m20261126_000006_service_management::Migration),
         ]
     }
 }

@@ -53,6 +53,11 @@ pub enum EntityType {
     RelationshipType,
     ReconciliationRule,
     ApiToken,
+    Incident,
+    Change,
+    Customer,
+    ServiceLevel,
+    PriorityRule,
 }
 
 impl EntityType {
@@ -66,6 +71,11 @@ impl EntityType {
             EntityType::RelationshipType => "RELATIONSHIP_TYPE",
             EntityType::ReconciliationRule => "RECONCILIATION_RULE",
             EntityType::ApiToken => "API_TOKEN",
+            EntityType::Incident => "INCIDENT",
+            EntityType::Change => "CHANGE",
+            EntityType::Customer => "CUSTOMER",
+            EntityType::ServiceLevel => "SERVICE_LEVEL",
+            EntityType::PriorityRule => "PRIORITY_RULE",
         }
     }
 
@@ -79,6 +89,11 @@ impl EntityType {
             EntityType::RelationshipType,
             EntityType::ReconciliationRule,
             EntityType::ApiToken,
+            EntityType::Incident,
+            EntityType::Change,
+            EntityType::Customer,
+            EntityType::ServiceLevel,
+            EntityType::PriorityRule,
         ]
         .into_iter()
         .find(|t| t.as_str() == text)
@@ -94,6 +109,10 @@ pub enum Action {
     Delete,
     AddMembers,
     RemoveMembers,
+    Transition,
+    Approve,
+    Reject,
+    Assess,
 }
 
 impl Action {
@@ -106,6 +125,10 @@ impl Action {
             Action::Delete => "DELETE",
             Action::AddMembers => "ADD_MEMBERS",
             Action::RemoveMembers => "REMOVE_MEMBERS",
+            Action::Transition => "TRANSITION",
+            Action::Approve => "APPROVE",
+            Action::Reject => "REJECT",
+            Action::Assess => "ASSESS",
         }
     }
 
@@ -118,6 +141,10 @@ impl Action {
             Action::Delete,
             Action::AddMembers,
             Action::RemoveMembers,
+            Action::Transition,
+            Action::Approve,
+            Action::Reject,
+            Action::Assess,
         ]
         .into_iter()
         .find(|a| a.as_str() == text)

@@ -327,6 +327,7 @@ fn check_definitions(definitions: &[AttributeDefinition]) -> Result<Vec<Attribut
             name: name.to_owned(),
             kind: definition.kind,
             required: definition.required,
+            recommended: definition.recommended && !definition.required,
             description,
         });
     }
@@ -547,6 +548,7 @@ mod tests {
             name: name.into(),
             kind,
             required,
+            recommended: false,
             description: None,
         }
     }

@@ -10,15 +10,18 @@
 
 use std::collections::HashMap;
 
-use entity::values::{Criticality, ServiceKind};
+use chrono::{Datelike, TimeDelta, Weekday};
+use entity::values::{ChangeType, Criticality, Level, PriorityTarget, ServiceKind};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::audit::Actor;
+use super::impact::GraphCache;
 use super::relationship::NewRelationship;
 use super::service::NewService;
-use super::{Conn, Result, ci, commit, relationship, service};
+use super::{Conn, Result, change, ci, commit, customer, incident, relationship, service};
+use super::{now, service_level};
 use crate::db::begin_write;
 use crate::limits::Limits;
 
@@ -398,10 +401,181 @@ pub async fn load(db: &impl Conn, actor: &Actor) -> Result<DemoOutcome> {
         )
         .await?;
     }
+    let service_ids = service_ids(&txn).await?;
+    load_service_management(&txn, actor, &ids, &service_ids, &limits).await?;
     commit(txn).await?;
     Ok(DemoOutcome::Loaded {
         cis: demo_cis.len(),
         relationships: relationships.len(),
         services: SERVICES.len(),
     })
+}
+
+async fn service_ids(db: &impl sea_orm::ConnectionTrait) -> Result<HashMap<String, Uuid>> {
+    Ok(entity::service::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|s| (s.name, s.id))
+        .collect())
+}
+
+/// (customer, contact, email, [(service, agreement)])
+type DemoCustomer = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const CUSTOMERS: &[DemoCustomer] = &[
+    (
+        "Retail Division",
+        "Grace Hopper",
+        "grace.hopper@example.com",
+        &[("Online Shop", "Platinum"), ("Customer Support", "Gold")],
+    ),
+    (
+        "Finance",
+        "Ada Lovelace",
+        "ada.lovelace@example.com",
+        &[("Payroll", "Gold")],
+    ),
+    (
+        "Human Resources",
+        "Alan Turing",
+        "alan.turing@example.com",
+        &[("Payroll", "Silver")],
+    ),
+];
+
+/// (service, availability %, [(priority, response minutes, resolution minutes)])
+type DemoServiceLevel = (&'static str, f64, &'static [(i32, i64, i64)]);
+
+const SERVICE_LEVELS: &[DemoServiceLevel] = &[
+    (
+        "Online Shop",
+        99.9,
+        &[(1, 15, 240), (2, 30, 480), (3, 120, 1_440)],
+    ),
+    (
+        "Payroll",
+        99.5,
+        &[(1, 30, 480), (2, 60, 960), (3, 240, 2_880)],
+    ),
+    ("Customer Support", 99.0, &[(2, 60, 960), (3, 240, 2_880)]),
+];
+
+/// Customers, service levels, an open incident and a change waiting for approval, so that
+/// incidents, changes and reports have something to show.
+async fn load_service_management(
+    db: &impl Conn,
+    actor: &Actor,
+    cis: &HashMap<&str, Uuid>,
+    services: &HashMap<String, Uuid>,
+    limits: &Limits,
+) -> Result<()> {
+    for (name, contact, email, consumed) in CUSTOMERS {
+        let created = customer::create(
+            db,
+            actor,
+            customer::NewCustomer {
+                name: (*name).to_owned(),
+                contact_name: Some((*contact).to_owned()),
+                contact_email: Some((*email).to_owned()),
+                description: None,
+            },
+        )
+        .await?;
+        for (service, agreement) in *consumed {
+            customer::subscribe(
+                db,
+                actor,
+                created.id,
+                services[*service],
+                Some((*agreement).to_owned()),
+            )
+            .await?;
+        }
+    }
+    for (service, availability, targets) in SERVICE_LEVELS {
+        let targets = targets
+            .iter()
+            .map(|(priority, response, resolution)| PriorityTarget {
+                priority: *priority,
+                response_minutes: Some(*response),
+                resolution_minutes: Some(*resolution),
+            })
+            .collect();
+        service_level::set(db, actor, services[*service], Some(*availability), targets).await?;
+    }
+    // The graph as this transaction sees it: a fresh cache reads it whole.
+    let cache = GraphCache::new();
+    let opened = incident::create(
+        db,
+        &cache,
+        limits,
+        actor,
+        incident::NewIncident {
+            title: "Checkout fails with HTTP 502 for some customers".into(),
+            description: Some("Since 09:40 about one checkout in ten fails.".into()),
+            impact: None,
+            urgency: Level::High,
+            major: false,
+            assignee_group: Some("e-commerce".into()),
+            ci_ids: vec![cis["shop-api-02"]],
+            services: Vec::new(),
+            opened_at: Some(now() - TimeDelta::minutes(45)),
+        },
+    )
+    .await?;
+    incident::transition(
+        db,
+        actor,
+        opened.id,
+        None,
+        entity::values::IncidentState::InProgress,
+        Some(now() - TimeDelta::minutes(30)),
+        None,
+    )
+    .await?;
+    // Next Saturday, 22:00 to midnight.
+    let today = now().date_naive();
+    let days_ahead =
+        (7 + Weekday::Sat.num_days_from_monday() - today.weekday().num_days_from_monday()) % 7;
+    let saturday = today + TimeDelta::days(i64::from(days_ahead.max(1)));
+    let start = saturday
+        .and_hms_opt(22, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or_else(now);
+    let planned = change::create(
+        db,
+        limits,
+        actor,
+        change::NewChange {
+            title: "Firmware upgrade of hypervisor host esx-02".into(),
+            description: Some("Vendor advisory: upgrade the BIOS and BMC firmware.".into()),
+            change_type: ChangeType::Normal,
+            planned_start: Some(start),
+            planned_end: Some(start + TimeDelta::hours(2)),
+            implementation_plan: Some(
+                "Evacuate the VMs to esx-01 and esx-03, upgrade, reboot, move the VMs back.".into(),
+            ),
+            backout_plan: Some("Flash the previous firmware image kept on the BMC.".into()),
+            ci_ids: vec![cis["esx-02"]],
+        },
+    )
+    .await?;
+    change::transition(
+        db,
+        &cache,
+        limits,
+        actor,
+        planned.id,
+        None,
+        entity::values::ChangeState::Submitted,
+        change::TransitionDetails::default(),
+    )
+    .await?;
+    Ok(())
 }

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod provenance;
 pub mod reconcile;
 pub mod rules;
+pub mod statistics;
 pub mod upsert;
 
 use std::collections::HashMap;

@@ -59,7 +59,7 @@ pub async fn note(db: &impl ConnectionTrait, events: &[Event]) -> Result<()> {
     Ok(())
 }
 
-fn statement(db: &impl ConnectionTrait, sql: &str) -> Statement {
+pub(crate) fn statement(db: &impl ConnectionTrait, sql: &str) -> Statement {
     let sql = match db.get_database_backend() {
         DbBackend::Postgres => sql.to_owned(),
         _ => sql.replace("$1", "?"),

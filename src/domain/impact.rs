@@ -7,6 +7,7 @@
 //! of server instances sharing one database.
 
 pub mod analysis;
+pub mod blast;
 pub mod graph;
 
 use std::collections::BTreeMap;
@@ -410,39 +411,7 @@ pub async fn analyse(
     let by_depth = count_by(reached, |r| r.depth);
     let by_state = count_by(reached, |r| r.state);
 
-    let mut services: BTreeMap<Uuid, AffectedService> = BTreeMap::new();
-    let mut service_order = Vec::new();
-    for r in reached {
-        let Some(node) = graph.node(&r.id) else {
-            continue;
-        };
-        for service_id in &node.services {
-            let Some(entry) = graph.service(service_id) else {
-                continue;
-            };
-            let affected = services.entry(*service_id).or_insert_with(|| {
-                service_order.push(*service_id);
-                AffectedService {
-                    service: entry.model.clone(),
-                    state: r.state,
-                    affected_members: Vec::new(),
-                }
-            });
-            affected.state = affected.state.max(r.state);
-            affected.affected_members.push(r.id);
-        }
-    }
-    let mut services: Vec<AffectedService> = service_order
-        .into_iter()
-        .filter_map(|id| services.remove(&id))
-        .collect();
-    // Worst first, then the most critical, then by name.
-    services.sort_by(|a, b| {
-        b.state
-            .cmp(&a.state)
-            .then(b.service.criticality.cmp(&a.service.criticality))
-            .then(a.service.name.cmp(&b.service.name))
-    });
+    let services = blast::affected_services(&graph, reached);
 
     let affected = reached
         .iter()

@@ -30,10 +30,29 @@ pub const EDIT: &[&str] = &[
     "addServiceMembers",
     "removeServiceMembers",
     "deleteService",
+    "createIncident",
+    "updateIncident",
+    "transitionIncident",
+    "createChange",
+    "updateChange",
+    "submitChange",
+    "scheduleChange",
+    "startChange",
+    "completeChange",
+    "createCustomer",
+    "updateCustomer",
+    "deleteCustomer",
+    "addCustomerService",
+    "removeCustomerService",
 ];
 
 /// Mutations only a change manager (or an admin) may run.
-pub const MANAGE_CHANGES: &[&str] = &[];
+pub const MANAGE_CHANGES: &[&str] = &[
+    "assessChange",
+    "approveChange",
+    "rejectChange",
+    "closeChange",
+];
 
 /// Mutations only an admin may run.
 pub const ADMINISTER: &[&str] = &[
@@ -47,6 +66,8 @@ pub const ADMINISTER: &[&str] = &[
     "deleteReconciliationRule",
     "createApiToken",
     "revokeApiToken",
+    "setPriorityRule",
+    "setServiceLevel",
 ];
 
 /// The mutation tables with the permission each needs.

@@ -30,6 +30,16 @@ pub enum AuditEntityType {
     ReconciliationRule,
     /// An API token (never the token itself).
     ApiToken,
+    /// An incident (with its affected CIs and services).
+    Incident,
+    /// A request for change (with its CIs).
+    Change,
+    /// A customer (with the services it consumes).
+    Customer,
+    /// The targets of a service.
+    ServiceLevel,
+    /// A cell of the priority matrix.
+    PriorityRule,
 }
 
 /// What an audited write did.
@@ -46,8 +56,16 @@ pub enum AuditAction {
     Delete,
     /// Added members to a service.
     AddMembers,
-    /// Removed members from a service.
+    /// Removed members from a service (or services from a customer).
     RemoveMembers,
+    /// Moved an incident or a change along its lifecycle.
+    Transition,
+    /// Approved a change.
+    Approve,
+    /// Rejected a change.
+    Reject,
+    /// Recomputed a change's assessment.
+    Assess,
 }
 
 /// One write, with who made it, when, and the full state before and after.

@@ -55,6 +55,8 @@ pub struct AttributeDefinition {
     pub kind: AttributeType,
     /// Whether every CI of the class must have it.
     pub required: bool,
+    /// Whether CIs should have it: the health report lists those without it.
+    pub recommended: bool,
     /// What the attribute means.
     pub description: Option<String>,
 }
@@ -65,9 +67,23 @@ impl From<AttributeDefinitionModel> for AttributeDefinition {
             name: definition.name,
             kind: definition.kind.into(),
             required: definition.required,
+            recommended: definition.recommended,
             description: definition.description,
         }
     }
+}
+
+/// The class with this id, from the request's catalogue.
+pub(super) async fn class_by_id(ctx: &Context<'_>, id: i32) -> async_graphql::Result<CiClass> {
+    let catalog = loaders(ctx)?
+        .load_one(Classes)
+        .await?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("class catalogue missing")))?;
+    let class = catalog
+        .get(id)
+        .cloned()
+        .ok_or_else(|| Error::not_found("CI class", id))?;
+    Ok(CiClass::new(class, catalog))
 }
 
 /// A kind of configuration item, with the attributes its CIs may or must have. Classes form
@@ -277,6 +293,9 @@ pub struct AttributeDefinitionInput {
     /// Whether every CI of the class must have it.
     #[graphql(default)]
     pub required: bool,
+    /// Whether CIs should have it: the health report lists those without it.
+    #[graphql(default)]
+    pub recommended: bool,
     /// What the attribute means.
     pub description: Option<String>,
 }
@@ -287,6 +306,7 @@ impl From<AttributeDefinitionInput> for AttributeDefinitionModel {
             name: input.name,
             kind: input.kind.into(),
             required: input.required,
+            recommended: input.recommended,
             description: input.description,
         }
     }

@@ -12,15 +12,19 @@ use serde_json::Value;
 
 use super::audit::{AuditEventConnection, history_of};
 use super::catalog::CiClass;
+use super::change::Change;
 use super::context::{actor, db, loaders, parse_id, parse_ids, patch};
 use super::discovery::{DiscoveryRecord, FieldProvenance};
-use super::loaders::{CiById, Classes, IdentifiersOf, IncomingOf, OutgoingOf, ServicesOf};
+use super::incident::Incident;
+use super::loaders::{
+    ChangesOfCi, CiById, Classes, IdentifiersOf, IncidentsOfCi, IncomingOf, OutgoingOf, ServicesOf,
+};
 use super::pagination::{self, TotalCount, connection, connection_type};
 use super::relationship::Relationship;
 use super::service::Service;
 use crate::domain::audit::EntityType;
 use crate::domain::discovery::provenance;
-use crate::domain::{TextMatch, ci};
+use crate::domain::{TextMatch, ci, incident as incidents};
 use crate::error::Error;
 
 /// Where a configuration item is in its life.
@@ -193,6 +197,43 @@ impl ConfigurationItem {
     async fn services(&self, ctx: &Context<'_>) -> Result<Vec<Service>> {
         let list = loaders(ctx)?.load_one(ServicesOf(self.0.id)).await?;
         Ok(list.unwrap_or_default().into_iter().map(Service).collect())
+    }
+
+    /// The incidents affecting this CI, newest first (at most `first`). Page through
+    /// `incidents(filter: { ciId })` for more.
+    #[graphql(complexity = "first.max(1) as usize * child_complexity")]
+    async fn incidents(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, validator(minimum = 0, maximum = 500))] first: i32,
+        #[graphql(desc = "Only open ones (not resolved or closed), or only the others.")]
+        open: Option<bool>,
+    ) -> Result<Vec<Incident>> {
+        let list = loaders(ctx)?.load_one(IncidentsOfCi(self.0.id)).await?;
+        Ok(list
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| open.is_none_or(|open| incidents::is_open(i.state) == open))
+            .take(first as usize)
+            .map(Incident)
+            .collect())
+    }
+
+    /// The changes touching this CI, newest first (at most `first`). Page through
+    /// `changes(filter: { ciId })` for more.
+    #[graphql(complexity = "first.max(1) as usize * child_complexity")]
+    async fn changes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, validator(minimum = 0, maximum = 500))] first: i32,
+    ) -> Result<Vec<Change>> {
+        let list = loaders(ctx)?.load_one(ChangesOfCi(self.0.id)).await?;
+        Ok(list
+            .unwrap_or_default()
+            .into_iter()
+            .take(first as usize)
+            .map(Change)
+            .collect())
     }
 
     /// Who set each field (a discovery source, or `manual` for people), and when.

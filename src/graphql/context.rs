@@ -1,6 +1,8 @@
 //! What resolvers take from the request context: the database, the limits, the actor and
 //! the request's loaders. Set once by the HTTP layer (per request) and the schema builder.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, MaybeUndefined};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
@@ -8,6 +10,7 @@ use uuid::Uuid;
 use super::loaders::Loaders;
 use crate::domain::Patch;
 use crate::domain::audit::Actor;
+use crate::domain::impact::GraphCache;
 use crate::error::Error;
 use crate::limits::Limits;
 
@@ -26,6 +29,11 @@ pub fn actor(ctx: &Context<'_>) -> Actor {
     ctx.data_opt::<Actor>()
         .cloned()
         .unwrap_or_else(|| Actor::named(""))
+}
+
+/// The server's relationship graph, kept current with the change log.
+pub fn graph_cache<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Arc<GraphCache>> {
+    ctx.data::<Arc<GraphCache>>()
 }
 
 /// The loaders of this request.

@@ -16,9 +16,10 @@ use entity::configuration_item;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use super::catalog::CiClass;
+use super::catalog::{CiClass, class_by_id};
 use super::ci::{ConfigurationItem, Criticality};
 use super::context::{db, limits, loaders, parse_ids};
+use super::customer::{AffectedCustomer, affected_customers};
 use super::loaders::{CiById, Classes, Loaders, RelationshipTypes};
 use super::relationship::Relationship;
 use super::service::Service;
@@ -192,15 +193,7 @@ pub struct ClassCount {
 impl ClassCount {
     /// The class.
     async fn ci_class(&self, ctx: &Context<'_>) -> Result<CiClass> {
-        let catalog = loaders(ctx)?
-            .load_one(Classes)
-            .await?
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("class catalogue missing")))?;
-        let class = catalog
-            .get(self.class_id)
-            .cloned()
-            .ok_or_else(|| Error::not_found("CI class", self.class_id))?;
-        Ok(CiClass::new(class, catalog))
+        class_by_id(ctx, self.class_id).await
     }
 
     /// How many.
@@ -332,6 +325,12 @@ impl ImpactReport {
             .cloned()
             .map(AffectedService)
             .collect()
+    }
+
+    /// The customers consuming the affected services, with their agreements.
+    async fn affected_customers(&self, ctx: &Context<'_>) -> Result<Vec<AffectedCustomer>> {
+        let ids: Vec<Uuid> = self.report.services.iter().map(|s| s.service.id).collect();
+        affected_customers(ctx, &ids, None).await
     }
 
     /// How many CIs are affected in all (starting CIs included), whatever the `limit`.

@@ -23,13 +23,19 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::futures_util::StreamExt;
 use async_graphql::futures_util::future::BoxFuture;
 use async_graphql::futures_util::stream::FuturesUnordered;
-use entity::{configuration_item, relationship, service};
+use entity::{
+    change_approval, change_request, configuration_item, customer, customer_service, incident,
+    incident_service, relationship, service, service_level,
+};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::domain::ci_class::ClassCatalog;
 use crate::domain::relationship_type::TypeCatalog;
-use crate::domain::{ci, discovery, relationship as relationships, service as services};
+use crate::domain::{
+    change as changes, ci, customer as customers, discovery, incident as incidents,
+    relationship as relationships, service as services, service_level as service_levels,
+};
 use crate::error::Error;
 
 /// The loaders of one request.
@@ -59,7 +65,10 @@ impl LoaderTasks {
     ///
     /// Execution that yields while it still has work (async-graphql resolves long lists
     /// in slices and yields between them) is polled again before any load starts, so
-    /// the keys of a whole list go into one batch.
+    /// the keys of a whole list go into one batch. Loads run in waves: loads asked for
+    /// while a wave runs wait for it to end, so that the resolvers woken by any of its
+    /// results add their keys to the next batch, whichever result came first. Execution
+    /// itself keeps running during a wave (its own statements must progress).
     pub async fn drive<F: Future>(&self, execution: F) -> F::Output {
         let mut execution = pin!(execution);
         let mut running = FuturesUnordered::new();
@@ -77,12 +86,22 @@ impl LoaderTasks {
                 return Poll::Pending;
             }
             loop {
-                running.extend(self.take());
-                while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
-                if self.spawned.lock().map(|s| s.is_empty()).unwrap_or(true) {
-                    // Finished loads woke their resolvers through `waker`, which polls
-                    // us again.
-                    return Poll::Pending;
+                if running.is_empty() {
+                    let wave = self.take();
+                    if wave.is_empty() {
+                        return Poll::Pending;
+                    }
+                    running.extend(wave);
+                }
+                match running.poll_next_unpin(cx) {
+                    Poll::Ready(Some(())) if running.is_empty() => {
+                        // The wave is over. Its results woke their resolvers; let them all
+                        // run and ask for what they need next before another wave starts.
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Some(())) => continue,
+                    Poll::Ready(None) | Poll::Pending => return Poll::Pending,
                 }
             }
         })
@@ -293,4 +312,96 @@ impl Loader<RelationshipTypes> for CmdbLoader {
             Arc::new(TypeCatalog::load(&self.db).await?),
         )]))
     }
+}
+
+/// Defines a loader key of one id whose values come from one domain function returning a
+/// map by that id.
+macro_rules! keyed_loader {
+    ($(#[$doc:meta])* $key:ident => $value:ty, $fetch:path) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $key(pub Uuid);
+
+        impl Loader<$key> for CmdbLoader {
+            type Value = $value;
+            type Error = Error;
+
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Self::Value>, Error> {
+                let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+                Ok(regroup(keys, $fetch(&self.db, &ids).await?, |k| k.0))
+            }
+        }
+    };
+}
+
+keyed_loader!(
+    /// A service by id.
+    ServiceById => service::Model, services::get_many
+);
+keyed_loader!(
+    /// An incident by id.
+    IncidentById => incident::Model, incidents::get_many
+);
+keyed_loader!(
+    /// A change by id.
+    ChangeById => change_request::Model, changes::get_many
+);
+keyed_loader!(
+    /// A customer by id.
+    CustomerById => customer::Model, customers::get_many
+);
+keyed_loader!(
+    /// The CIs an incident affects (their ids).
+    IncidentCis => Vec<Uuid>, incidents::ci_ids_of
+);
+keyed_loader!(
+    /// The services an incident affects, with how each came to be listed.
+    IncidentServices => Vec<incident_service::Model>, incidents::services_of
+);
+keyed_loader!(
+    /// The incidents affecting a CI, newest first.
+    IncidentsOfCi => Vec<incident::Model>, incidents::incidents_of_cis
+);
+keyed_loader!(
+    /// The incidents affecting a service, newest first.
+    IncidentsOfService => Vec<incident::Model>, incidents::incidents_of_services
+);
+keyed_loader!(
+    /// The CIs a change touches (their ids).
+    ChangeCis => Vec<Uuid>, changes::ci_ids_of
+);
+keyed_loader!(
+    /// The approvals and rejections of a change, oldest first.
+    ChangeApprovals => Vec<change_approval::Model>, changes::approvals_of
+);
+keyed_loader!(
+    /// The changes touching a CI, newest first.
+    ChangesOfCi => Vec<change_request::Model>, changes::changes_of_cis
+);
+keyed_loader!(
+    /// The changes whose blast radius hits a service, newest first.
+    ChangesOfService => Vec<change_request::Model>, changes::changes_of_services
+);
+keyed_loader!(
+    /// The services a customer consumes.
+    ServicesOfCustomer => Vec<customer_service::Model>, customers::services_of
+);
+keyed_loader!(
+    /// The customers consuming a service.
+    CustomersOfService => Vec<customer_service::Model>, customers_by_service
+);
+keyed_loader!(
+    /// The targets of a service.
+    ServiceLevelOf => service_level::Model, service_levels::levels_of
+);
+
+async fn customers_by_service(
+    db: &DatabaseConnection,
+    service_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<customer_service::Model>>, Error> {
+    let mut grouped: HashMap<Uuid, Vec<customer_service::Model>> = HashMap::new();
+    for link in customers::customers_of_services(db, service_ids).await? {
+        grouped.entry(link.service_id).or_default().push(link);
+    }
+    Ok(grouped)
 }

@@ -6,11 +6,15 @@ use entity::service;
 use entity::values;
 
 use super::audit::{AuditEventConnection, history_of};
+use super::change::Change;
 use super::ci::{ConfigurationItem, Criticality, TextFilter};
 use super::context::{actor, db, limits, loaders, parse_id, parse_ids, patch};
-use super::loaders::MembersOf;
+use super::customer::{AffectedCustomer, ServiceLevel, affected_customers, service_level_of};
+use super::incident::Incident;
+use super::loaders::{ChangesOfService, IncidentsOfService, MembersOf};
 use super::pagination::{self, TotalCount, connection, connection_type};
 use crate::domain::audit::EntityType;
+use crate::domain::incident as incidents;
 use crate::domain::service as services;
 
 /// Whether a service is offered to the business or to other IT services.
@@ -92,6 +96,55 @@ impl Service {
             .into_iter()
             .map(ConfigurationItem::new)
             .collect())
+    }
+
+    /// The incidents affecting this service, newest first (at most `first`). Page through
+    /// `incidents(filter: { serviceId })` for more.
+    #[graphql(complexity = "first.max(1) as usize * child_complexity")]
+    async fn incidents(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, validator(minimum = 0, maximum = 500))] first: i32,
+        #[graphql(desc = "Only open ones (not resolved or closed), or only the others.")]
+        open: Option<bool>,
+    ) -> Result<Vec<Incident>> {
+        let list = loaders(ctx)?
+            .load_one(IncidentsOfService(self.0.id))
+            .await?;
+        Ok(list
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| open.is_none_or(|open| incidents::is_open(i.state) == open))
+            .take(first as usize)
+            .map(Incident)
+            .collect())
+    }
+
+    /// The changes whose assessed blast radius hits this service, newest first (at most
+    /// `first`). Page through `changes(filter: { serviceId })` for more.
+    #[graphql(complexity = "first.max(1) as usize * child_complexity")]
+    async fn changes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, validator(minimum = 0, maximum = 500))] first: i32,
+    ) -> Result<Vec<Change>> {
+        let list = loaders(ctx)?.load_one(ChangesOfService(self.0.id)).await?;
+        Ok(list
+            .unwrap_or_default()
+            .into_iter()
+            .take(first as usize)
+            .map(Change)
+            .collect())
+    }
+
+    /// What the service promises: availability, response and resolution targets.
+    async fn service_level(&self, ctx: &Context<'_>) -> Result<Option<ServiceLevel>> {
+        service_level_of(ctx, self.0.id).await
+    }
+
+    /// The customers consuming this service, with their agreements.
+    async fn customers(&self, ctx: &Context<'_>) -> Result<Vec<AffectedCustomer>> {
+        affected_customers(ctx, &[self.0.id], None).await
     }
 
     /// The audit events of this service, newest first.

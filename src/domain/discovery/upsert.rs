@@ -243,6 +243,13 @@ pub async fn upsert(
                 tracing::debug!(attempt, error = %err, "discovery batch replayed");
                 tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
             }
+            Ok(report) => {
+                if !report.dry_run {
+                    let added = report.items.created + report.relationships.created;
+                    super::statistics::note_growth(db, added as u64).await;
+                }
+                return Ok(report);
+            }
             other => return other,
         }
     }

@@ -1,0 +1,1410 @@
+//! Requests for change: their lifecycle, approvals and assessment.
+//!
+//! The assessment answers a change manager's questions before approval, each with its
+//! reason: what the change's CIs hit downstream (its blast radius), which services and
+//! customers, which open incidents are already there, and which other approved, scheduled
+//! or running changes overlap it in time and in blast radius. A risk level follows from
+//! these by the rules of [`judge`], every rule that fired listed.
+//!
+//! Invariants: the lifecycle only moves along [`can_transition`]; an approval or rejection
+//! is recorded with who, when and why; every write is audited with the full state.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::values::{ChangeState, ChangeType, Criticality, Decision, RiskLevel, ServiceState};
+use entity::{change_approval, change_ci, change_request, change_service};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder,
+    sea_query::{Condition, Query},
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::audit::{self, Action, Actor, EntityType, Event};
+use super::impact::GraphCache;
+use super::impact::blast::{BlastRadius, blast_radius};
+use super::numbering::{self, Sequence};
+use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::{
+    Conn, Error, Patch, Result, check_version, commit, now, optional_trimmed, patch_trimmed,
+    required_text, text_limits,
+};
+use crate::db::begin_write;
+use crate::limits::Limits;
+
+/// Whether a change of `change_type` may go from `from` to `to`. Standard changes are
+/// pre-approved: submitting one approves it. Emergency changes may be approved or rejected
+/// before their assessment completes.
+pub fn can_transition(change_type: ChangeType, from: ChangeState, to: ChangeState) -> bool {
+    use ChangeState::*;
+    let standard = change_type == ChangeType::Standard;
+    let emergency = change_type == ChangeType::Emergency;
+    match (from, to) {
+        (Draft, Submitted) | (Submitted, Assessed) => !standard,
+        (Draft, Approved) => standard,
+        (Assessed, Approved) | (Assessed, Rejected) => !standard,
+        (Submitted, Approved) | (Submitted, Rejected) => emergency,
+        (Approved, Scheduled) | (Scheduled, InProgress) => true,
+        (InProgress, Completed) | (InProgress, Failed) | (InProgress, RolledBack) => true,
+        (Completed, Closed) | (Failed, Closed) | (RolledBack, Closed) => true,
+        _ => false,
+    }
+}
+
+/// Changes whose blast radius others must not collide with: approved and on their way.
+pub const COMMITTED_STATES: [ChangeState; 3] = [
+    ChangeState::Approved,
+    ChangeState::Scheduled,
+    ChangeState::InProgress,
+];
+
+/// Changes on the schedule: everything submitted and not yet finished.
+pub const ACTIVE_STATES: [ChangeState; 5] = [
+    ChangeState::Submitted,
+    ChangeState::Assessed,
+    ChangeState::Approved,
+    ChangeState::Scheduled,
+    ChangeState::InProgress,
+];
+
+/// Whether the fields that the assessment depends on may still change.
+fn editable(state: ChangeState) -> bool {
+    matches!(
+        state,
+        ChangeState::Draft | ChangeState::Submitted | ChangeState::Assessed
+    )
+}
+
+/// One rule of the risk judgement that fired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskReason {
+    /// A stable name of the rule, e.g. `CRITICAL_SERVICE_DOWN`.
+    pub rule: String,
+    /// The risk level this rule alone gives.
+    pub level: RiskLevel,
+    pub message: String,
+}
+
+/// A service in the blast radius, as assessed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssessedService {
+    pub service_id: Uuid,
+    pub name: String,
+    pub criticality: Option<Criticality>,
+    pub state: ServiceState,
+}
+
+/// A customer consuming a service in the blast radius.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssessedCustomer {
+    pub customer_id: Uuid,
+    pub service_id: Uuid,
+    pub agreement: Option<String>,
+}
+
+/// Another change overlapping this one in time and in blast radius.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collision {
+    pub change_id: Uuid,
+    pub number: String,
+    pub overlap_start: DateTime<Utc>,
+    pub overlap_end: DateTime<Utc>,
+    pub shared_ci_count: usize,
+    /// The first shared CIs, nearest to this change's CIs first.
+    pub shared_ci_ids: Vec<Uuid>,
+}
+
+/// The assessment of a change, kept with it until recomputed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assessment {
+    pub assessed_at: DateTime<Utc>,
+    pub risk: RiskLevel,
+    pub reasons: Vec<RiskReason>,
+    /// How many CIs the change's CIs hit, themselves included.
+    pub blast_radius: usize,
+    /// The first CIs of the blast radius, nearest first.
+    pub blast_radius_ci_ids: Vec<Uuid>,
+    pub affected_services: Vec<AssessedService>,
+    pub affected_customers: Vec<AssessedCustomer>,
+    pub open_incident_ids: Vec<Uuid>,
+    pub collisions: Vec<Collision>,
+}
+
+/// How many CIs of a blast radius or an overlap an assessment lists (counts stay exact).
+pub const LISTED_CIS: usize = 200;
+
+/// What the risk judgement looks at.
+#[derive(Debug, Clone)]
+pub struct RiskFacts<'a> {
+    pub change_type: ChangeType,
+    pub has_window: bool,
+    pub blast_radius: usize,
+    pub services: &'a [AssessedService],
+    /// Numbers of the open incidents, and whether each is major.
+    pub open_incidents: &'a [(String, bool)],
+    pub collisions: &'a [Collision],
+}
+
+/// A blast radius of more CIs than this is a medium risk in itself.
+pub const LARGE_BLAST_RADIUS: usize = 100;
+/// A blast radius of more CIs than this is a high risk in itself.
+pub const HUGE_BLAST_RADIUS: usize = 1_000;
+
+fn raise(level: RiskLevel) -> RiskLevel {
+    match level {
+        RiskLevel::Low => RiskLevel::Medium,
+        RiskLevel::Medium => RiskLevel::High,
+        RiskLevel::High | RiskLevel::Critical => RiskLevel::Critical,
+    }
+}
+
+/// The risk of a change and every rule that fired. The level is the highest any rule
+/// gives; two high-risk findings together make it critical; an emergency raises it by one.
+pub fn judge(facts: &RiskFacts<'_>) -> (RiskLevel, Vec<RiskReason>) {
+    let mut reasons = Vec::new();
+    fn fire(reasons: &mut Vec<RiskReason>, rule: &str, level: RiskLevel, message: String) {
+        reasons.push(RiskReason {
+            rule: rule.into(),
+            level,
+            message,
+        })
+    }
+    fire(
+        &mut reasons,
+        "BLAST_RADIUS",
+        match facts.blast_radius {
+            n if n > HUGE_BLAST_RADIUS => RiskLevel::High,
+            n if n > LARGE_BLAST_RADIUS => RiskLevel::Medium,
+            _ => RiskLevel::Low,
+        },
+        format!(
+            "the change's CIs hit {} CIs and {} services downstream",
+            facts.blast_radius,
+            facts.services.len()
+        ),
+    );
+    for service in facts.services {
+        match (service.criticality, service.state) {
+            (Some(Criticality::Critical), ServiceState::Down) => fire(
+                &mut reasons,
+                "CRITICAL_SERVICE_DOWN",
+                RiskLevel::High,
+                format!("critical service `{}` would be down", service.name),
+            ),
+            (Some(Criticality::Critical), ServiceState::Degraded) => fire(
+                &mut reasons,
+                "CRITICAL_SERVICE_DEGRADED",
+                RiskLevel::Medium,
+                format!("critical service `{}` would be degraded", service.name),
+            ),
+            (Some(Criticality::High), ServiceState::Down) => fire(
+                &mut reasons,
+                "HIGH_SERVICE_DOWN",
+                RiskLevel::Medium,
+                format!("high-criticality service `{}` would be down", service.name),
+            ),
+            _ => {}
+        }
+    }
+    for (number, major) in facts.open_incidents {
+        if *major {
+            fire(
+                &mut reasons,
+                "OPEN_MAJOR_INCIDENT",
+                RiskLevel::High,
+                format!("major incident {number} is open on a CI in the blast radius"),
+            );
+        } else {
+            fire(
+                &mut reasons,
+                "OPEN_INCIDENT",
+                RiskLevel::Medium,
+                format!("incident {number} is open on a CI in the blast radius"),
+            );
+        }
+    }
+    for collision in facts.collisions {
+        fire(
+            &mut reasons,
+            "COLLISION",
+            RiskLevel::High,
+            format!(
+                "change {} runs in an overlapping window ({} to {}) and shares {} CIs of the \
+                 blast radius",
+                collision.number,
+                collision.overlap_start,
+                collision.overlap_end,
+                collision.shared_ci_count
+            ),
+        );
+    }
+    if !facts.has_window {
+        fire(
+            &mut reasons,
+            "NO_WINDOW",
+            RiskLevel::Medium,
+            "no planned window: collisions with other changes cannot be checked".into(),
+        );
+    }
+    let mut level = reasons
+        .iter()
+        .map(|r| r.level)
+        .max()
+        .unwrap_or(RiskLevel::Low);
+    let high = reasons
+        .iter()
+        .filter(|r| r.level >= RiskLevel::High)
+        .count();
+    if high >= 2 {
+        level = RiskLevel::Critical;
+        fire(
+            &mut reasons,
+            "COMBINED_HIGH_RISKS",
+            RiskLevel::Critical,
+            format!("{high} high-risk findings together"),
+        );
+    }
+    if facts.change_type == ChangeType::Emergency {
+        level = raise(level);
+        fire(
+            &mut reasons,
+            "EMERGENCY",
+            level,
+            "an emergency change has less time for preparation and testing".into(),
+        );
+    }
+    (level, reasons)
+}
+
+/// The overlap of two windows, when they overlap (a window ending when another starts does
+/// not overlap it).
+pub fn overlap(
+    a: (DateTime<Utc>, DateTime<Utc>),
+    b: (DateTime<Utc>, DateTime<Utc>),
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let start = a.0.max(b.0);
+    let end = a.1.min(b.1);
+    (start < end).then_some((start, end))
+}
+
+/// A change to record.
+#[derive(Debug, Clone)]
+pub struct NewChange {
+    pub title: String,
+    pub description: Option<String>,
+    pub change_type: ChangeType,
+    pub planned_start: Option<DateTime<Utc>>,
+    pub planned_end: Option<DateTime<Utc>>,
+    pub implementation_plan: Option<String>,
+    pub backout_plan: Option<String>,
+    pub ci_ids: Vec<Uuid>,
+}
+
+/// Changes to a change's fields; `ci_ids`, when given, replaces the list.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeChanges {
+    pub title: Option<String>,
+    pub description: Patch<String>,
+    pub change_type: Option<ChangeType>,
+    pub planned_start: Patch<DateTime<Utc>>,
+    pub planned_end: Patch<DateTime<Utc>>,
+    pub implementation_plan: Patch<String>,
+    pub backout_plan: Patch<String>,
+    pub ci_ids: Option<Vec<Uuid>>,
+}
+
+/// Which changes to list; all given criteria must hold.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeFilter {
+    pub states: Option<Vec<ChangeState>>,
+    pub change_type: Option<ChangeType>,
+    pub risk: Option<RiskLevel>,
+    pub ci_id: Option<Uuid>,
+    pub service_id: Option<Uuid>,
+    /// Changes whose window overlaps `[from, to)`.
+    pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl ChangeFilter {
+    fn condition(&self) -> Condition {
+        use change_request::Column;
+        let mut condition = Condition::all();
+        if let Some(states) = &self.states {
+            condition = condition.add(Column::State.is_in(states.iter().copied()));
+        }
+        if let Some(change_type) = self.change_type {
+            condition = condition.add(Column::ChangeType.eq(change_type));
+        }
+        if let Some(risk) = self.risk {
+            condition = condition.add(Column::Risk.eq(risk));
+        }
+        if let Some(ci_id) = self.ci_id {
+            condition = condition.add(
+                Column::Id.in_subquery(
+                    Query::select()
+                        .column(change_ci::Column::ChangeId)
+                        .from(change_ci::Entity)
+                        .and_where(change_ci::Column::CiId.eq(ci_id))
+                        .to_owned(),
+                ),
+            );
+        }
+        if let Some(service_id) = self.service_id {
+            condition = condition.add(
+                Column::Id.in_subquery(
+                    Query::select()
+                        .column(change_service::Column::ChangeId)
+                        .from(change_service::Entity)
+                        .and_where(change_service::Column::ServiceId.eq(service_id))
+                        .to_owned(),
+                ),
+            );
+        }
+        if let Some((from, to)) = self.window {
+            condition = condition
+                .add(Column::PlannedStart.lt(to))
+                .add(Column::PlannedEnd.gt(from));
+        }
+        condition
+    }
+}
+
+/// The full state of a change as the audit trail keeps it.
+#[derive(Debug, Serialize)]
+struct Snapshot<'a> {
+    #[serde(flatten)]
+    change: &'a change_request::Model,
+    ci_ids: Vec<Uuid>,
+}
+
+fn snapshot<'a>(change: &'a change_request::Model, ci_ids: &[Uuid]) -> Snapshot<'a> {
+    let mut ci_ids = ci_ids.to_vec();
+    ci_ids.sort();
+    Snapshot { change, ci_ids }
+}
+
+/// The change with that id, or `NOT_FOUND`.
+pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<change_request::Model> {
+    change_request::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("change", id))
+}
+
+/// The change with that number (`CHG-000045`), or `NOT_FOUND`.
+pub async fn get_by_number(
+    db: &impl ConnectionTrait,
+    number: &str,
+) -> Result<change_request::Model> {
+    change_request::Entity::find()
+        .filter(change_request::Column::Number.eq(number.trim()))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("change", number))
+}
+
+/// The changes among `ids` that exist, keyed by id.
+pub async fn get_many(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, change_request::Model>> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        for row in change_request::Entity::find()
+            .filter(change_request::Column::Id.is_in(chunk.iter().copied()))
+            .all(db)
+            .await?
+        {
+            found.insert(row.id, row);
+        }
+    }
+    Ok(found)
+}
+
+/// One page of changes, newest first.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &ChangeFilter,
+    window: &PageWindow,
+) -> Result<Page<change_request::Model>> {
+    let select = change_request::Entity::find().filter(filter.condition());
+    let key = SortKey::by(
+        change_request::Column::CreatedAt,
+        change_request::Column::Id,
+        true,
+        "change:created:desc",
+    );
+    fetch_page(db, select, &key, window, |c| {
+        (Some(KeyValue::Time(c.created_at)), KeyValue::Uuid(c.id))
+    })
+    .await
+}
+
+/// How many changes match `filter`.
+pub async fn count(db: &impl ConnectionTrait, filter: &ChangeFilter) -> Result<u64> {
+    Ok(change_request::Entity::find()
+        .filter(filter.condition())
+        .count(db)
+        .await?)
+}
+
+/// The CIs each change touches.
+pub async fn ci_ids_of(
+    db: &impl ConnectionTrait,
+    change_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<Uuid>>> {
+    let mut grouped: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for chunk in change_ids.chunks(500) {
+        for row in change_ci::Entity::find()
+            .filter(change_ci::Column::ChangeId.is_in(chunk.iter().copied()))
+            .order_by_asc(change_ci::Column::CiId)
+            .all(db)
+            .await?
+        {
+            grouped.entry(row.change_id).or_default().push(row.ci_id);
+        }
+    }
+    Ok(grouped)
+}
+
+/// The approvals and rejections of each change, oldest first.
+pub async fn approvals_of(
+    db: &impl ConnectionTrait,
+    change_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<change_approval::Model>>> {
+    let mut grouped: HashMap<Uuid, Vec<change_approval::Model>> = HashMap::new();
+    for chunk in change_ids.chunks(500) {
+        for row in change_approval::Entity::find()
+            .filter(change_approval::Column::ChangeId.is_in(chunk.iter().copied()))
+            .order_by_asc(change_approval::Column::DecidedAt)
+            .order_by_asc(change_approval::Column::Id)
+            .all(db)
+            .await?
+        {
+            grouped.entry(row.change_id).or_default().push(row);
+        }
+    }
+    Ok(grouped)
+}
+
+async fn changes_by_link(
+    db: &impl ConnectionTrait,
+    links: Vec<(Uuid, Uuid)>,
+) -> Result<HashMap<Uuid, Vec<change_request::Model>>> {
+    let ids: Vec<Uuid> = links
+        .iter()
+        .map(|(_, change)| *change)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let changes = get_many(db, &ids).await?;
+    let mut grouped: HashMap<Uuid, Vec<change_request::Model>> = HashMap::new();
+    for (owner, change_id) in links {
+        if let Some(change) = changes.get(&change_id) {
+            grouped.entry(owner).or_default().push(change.clone());
+        }
+    }
+    for list in grouped.values_mut() {
+        list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    }
+    Ok(grouped)
+}
+
+/// The changes touching each CI, newest first.
+pub async fn changes_of_cis(
+    db: &impl ConnectionTrait,
+    ci_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<change_request::Model>>> {
+    let mut links = Vec::new();
+    for chunk in ci_ids.chunks(500) {
+        for row in change_ci::Entity::find()
+            .filter(change_ci::Column::CiId.is_in(chunk.iter().copied()))
+            .all(db)
+            .await?
+        {
+            links.push((row.ci_id, row.change_id));
+        }
+    }
+    changes_by_link(db, links).await
+}
+
+/// The changes whose last assessment hits each service, newest first.
+pub async fn changes_of_services(
+    db: &impl ConnectionTrait,
+    service_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<change_request::Model>>> {
+    let mut links = Vec::new();
+    for chunk in service_ids.chunks(500) {
+        for row in change_service::Entity::find()
+            .filter(change_service::Column::ServiceId.is_in(chunk.iter().copied()))
+            .all(db)
+            .await?
+        {
+            links.push((row.service_id, row.change_id));
+        }
+    }
+    changes_by_link(db, links).await
+}
+
+/// The stored assessment of a change, when it has one.
+pub fn assessment_of(change: &change_request::Model) -> Result<Option<Assessment>> {
+    change
+        .assessment
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|err| Error::internal(anyhow::anyhow!("stored assessment unreadable: {err}")))
+}
+
+fn window_of(change: &change_request::Model) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    Some((change.planned_start?, change.planned_end?))
+}
+
+fn check_window(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> Result<()> {
+    match (start, end) {
+        (Some(start), Some(end)) if end <= start => Err(Error::invalid(
+            "plannedEnd",
+            format!("the planned end ({end}) is not after the planned start ({start})"),
+        )),
+        (Some(_), None) | (None, Some(_)) => Err(Error::invalid(
+            "plannedEnd",
+            "give both the planned start and the planned end, or neither",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The blast radius of each of `changes`, from their CIs.
+async fn radii(
+    db: &impl ConnectionTrait,
+    cache: &GraphCache,
+    limits: &Limits,
+    changes: &[&change_request::Model],
+) -> Result<HashMap<Uuid, BlastRadius>> {
+    let ids: Vec<Uuid> = changes.iter().map(|c| c.id).collect();
+    let mut cis = ci_ids_of(db, &ids).await?;
+    let mut found = HashMap::with_capacity(ids.len());
+    for id in ids {
+        let ci_ids = cis.remove(&id).unwrap_or_default();
+        found.insert(id, blast_radius(db, cache, limits, &ci_ids).await?);
+    }
+    Ok(found)
+}
+
+fn shared(radius: &BlastRadius, other: &BlastRadius) -> Vec<Uuid> {
+    let other = other.ci_set();
+    radius
+        .ci_ids
+        .iter()
+        .copied()
+        .filter(|id| other.contains(id))
+        .collect()
+}
+
+/// Most changes one collision check compares.
+pub const MAX_SCHEDULE: usize = 1_000;
+
+/// The committed changes (other than `except`) whose window overlaps `window`.
+async fn committed_in(
+    db: &impl ConnectionTrait,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    states: &[ChangeState],
+    except: Option<Uuid>,
+) -> Result<Vec<change_request::Model>> {
+    let filter = ChangeFilter {
+        states: Some(states.to_vec()),
+        window: Some(window),
+        ..Default::default()
+    };
+    let mut query = change_request::Entity::find().filter(filter.condition());
+    if let Some(id) = except {
+        query = query.filter(change_request::Column::Id.ne(id));
+    }
+    let found = query
+        .order_by_asc(change_request::Column::PlannedStart)
+        .order_by_asc(change_request::Column::Number)
+        .all(db)
+        .await?;
+    if found.len() > MAX_SCHEDULE {
+        return Err(Error::LimitExceeded(format!(
+            "more than {MAX_SCHEDULE} changes in the period; ask for a shorter period"
+        )));
+    }
+    Ok(found)
+}
+
+/// Computes the assessment of a change with these CIs as things stand now.
+async fn compute_assessment(
+    db: &impl ConnectionTrait,
+    cache: &GraphCache,
+    limits: &Limits,
+    change: &change_request::Model,
+    ci_ids: &[Uuid],
+) -> Result<Assessment> {
+    let radius = blast_radius(db, cache, limits, ci_ids).await?;
+    let services: Vec<AssessedService> = radius
+        .services
+        .iter()
+        .map(|(service, state)| AssessedService {
+            service_id: service.id,
+            name: service.name.clone(),
+            criticality: service.criticality,
+            state: *state,
+        })
+        .collect();
+    let service_ids: Vec<Uuid> = services.iter().map(|s| s.service_id).collect();
+    let affected_customers = super::customer::customers_of_services(db, &service_ids)
+        .await?
+        .into_iter()
+        .map(|link| AssessedCustomer {
+            customer_id: link.customer_id,
+            service_id: link.service_id,
+            agreement: link.agreement,
+        })
+        .collect();
+    let open_incidents = super::incident::open_on_cis(db, &radius.ci_ids).await?;
+    let mut collisions = Vec::new();
+    if let Some(window) = window_of(change) {
+        let others = committed_in(db, window, &COMMITTED_STATES, Some(change.id)).await?;
+        let refs: Vec<&change_request::Model> = others.iter().collect();
+        let other_radii = radii(db, cache, limits, &refs).await?;
+        for other in &others {
+            let (Some(other_window), Some(other_radius)) =
+                (window_of(other), other_radii.get(&other.id))
+            else {
+                continue;
+            };
+            let Some((start, end)) = overlap(window, other_window) else {
+                continue;
+            };
+            let shared = shared(&radius, other_radius);
+            if shared.is_empty() {
+                continue;
+            }
+            collisions.push(Collision {
+                change_id: other.id,
+                number: other.number.clone(),
+                overlap_start: start,
+                overlap_end: end,
+                shared_ci_count: shared.len(),
+                shared_ci_ids: shared.into_iter().take(LISTED_CIS).collect(),
+            });
+        }
+    }
+    let incident_facts: Vec<(String, bool)> = open_incidents
+        .iter()
+        .map(|i| (i.number.clone(), i.major))
+        .collect();
+    let (risk, reasons) = judge(&RiskFacts {
+        change_type: change.change_type,
+        has_window: window_of(change).is_some(),
+        blast_radius: radius.ci_ids.len(),
+        services: &services,
+        open_incidents: &incident_facts,
+        collisions: &collisions,
+    });
+    Ok(Assessment {
+        assessed_at: now(),
+        risk,
+        reasons,
+        blast_radius: radius.ci_ids.len(),
+        blast_radius_ci_ids: radius.ci_ids.iter().copied().take(LISTED_CIS).collect(),
+        affected_services: services,
+        affected_customers,
+        open_incident_ids: open_incidents.iter().map(|i| i.id).collect(),
+        collisions,
+    })
+}
+
+/// Stores an assessment on the change (model and its services hit).
+async fn store_assessment(
+    db: &impl ConnectionTrait,
+    change: &mut change_request::Model,
+    assessment: &Assessment,
+) -> Result<()> {
+    change.risk = Some(assessment.risk);
+    change.assessment = Some(serde_json::to_value(assessment)?);
+    change.assessed_at = Some(assessment.assessed_at);
+    change_service::Entity::delete_many()
+        .filter(change_service::Column::ChangeId.eq(change.id))
+        .exec(db)
+        .await?;
+    if !assessment.affected_services.is_empty() {
+        change_service::Entity::insert_many(assessment.affected_services.iter().map(|s| {
+            change_service::ActiveModel {
+                change_id: Set(change.id),
+                service_id: Set(s.service_id),
+                state: Set(s.state),
+            }
+        }))
+        .exec_without_returning(db)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn ensure_cis_exist(db: &impl ConnectionTrait, field: &str, ids: &[Uuid]) -> Result<()> {
+    let found = super::ci::get_many(db, ids).await?;
+    for (i, id) in ids.iter().enumerate() {
+        if !found.contains_key(id) {
+            return Err(Error::not_found("configuration item", id).within(&format!("{field}[{i}]")));
+        }
+    }
+    Ok(())
+}
+
+async fn store_cis(db: &impl ConnectionTrait, change_id: Uuid, ci_ids: &[Uuid]) -> Result<()> {
+    change_ci::Entity::delete_many()
+        .filter(change_ci::Column::ChangeId.eq(change_id))
+        .exec(db)
+        .await?;
+    if !ci_ids.is_empty() {
+        change_ci::Entity::insert_many(ci_ids.iter().map(|ci_id| change_ci::ActiveModel {
+            change_id: Set(change_id),
+            ci_id: Set(*ci_id),
+        }))
+        .exec_without_returning(db)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes `after` over `before`, only if nobody changed it in between.
+async fn save(
+    db: &impl ConnectionTrait,
+    before: &change_request::Model,
+    after: &change_request::Model,
+) -> Result<()> {
+    let result = change_request::Entity::update_many()
+        .set(after.clone().into_active_model().reset_all())
+        .filter(change_request::Column::Id.eq(before.id))
+        .filter(change_request::Column::Version.eq(before.version))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        let current = get(db, before.id).await?;
+        return Err(Error::VersionMismatch {
+            expected: before.version,
+            actual: current.version,
+        });
+    }
+    Ok(())
+}
+
+fn dedup(items: Vec<Uuid>) -> Vec<Uuid> {
+    let mut seen = HashSet::new();
+    items
+        .into_iter()
+        .filter(|item| seen.insert(*item))
+        .collect()
+}
+
+fn check_batch(size: usize, limits: &Limits) -> Result<()> {
+    if size > limits.max_batch_size {
+        return Err(Error::LimitExceeded(format!(
+            "{size} CIs in one call, over the limit of {} (limit `max_batch_size`)",
+            limits.max_batch_size
+        )));
+    }
+    Ok(())
+}
+
+/// Records a change as a draft.
+pub async fn create(
+    db: &impl Conn,
+    limits: &Limits,
+    actor: &Actor,
+    new: NewChange,
+) -> Result<change_request::Model> {
+    let title = required_text("title", &new.title, text_limits::NAME)?;
+    let description = optional_trimmed("description", new.description, text_limits::DESCRIPTION)?;
+    let implementation_plan = optional_trimmed(
+        "implementationPlan",
+        new.implementation_plan,
+        text_limits::DESCRIPTION,
+    )?;
+    let backout_plan = optional_trimmed("backoutPlan", new.backout_plan, text_limits::DESCRIPTION)?;
+    check_window(new.planned_start, new.planned_end)?;
+    let ci_ids = dedup(new.ci_ids);
+    check_batch(ci_ids.len(), limits)?;
+    let txn = begin_write(db).await?;
+    ensure_cis_exist(&txn, "ciIds", &ci_ids).await?;
+    let at = now();
+    let model = change_request::Model {
+        id: Uuid::now_v7(),
+        number: numbering::next(&txn, Sequence::Change).await?,
+        title,
+        description,
+        change_type: new.change_type,
+        state: ChangeState::Draft,
+        risk: None,
+        planned_start: new.planned_start,
+        planned_end: new.planned_end,
+        implementation_plan,
+        backout_plan,
+        outcome: None,
+        review_notes: None,
+        assessment: None,
+        assessed_at: None,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    };
+    model.clone().into_active_model().insert(&txn).await?;
+    store_cis(&txn, model.id, &ci_ids).await?;
+    audit::record(
+        &txn,
+        actor,
+        Event::new(
+            EntityType::Change,
+            model.id,
+            Action::Create,
+            None,
+            Some(&snapshot(&model, &ci_ids)),
+        )?,
+    )
+    .await?;
+    commit(txn).await?;
+    Ok(model)
+}
+
+/// Changes a change's fields, while it is a draft, submitted or assessed. A submitted or
+/// assessed change is reassessed when its CIs, window or type change.
+pub async fn update(
+    db: &impl Conn,
+    cache: &GraphCache,
+    limits: &Limits,
+    actor: &Actor,
+    id: Uuid,
+    expected_version: Option<i32>,
+    changes: ChangeChanges,
+) -> Result<change_request::Model> {
+    let title = changes
+        .title
+        .map(|t| required_text("title", &t, text_limits::NAME))
+        .transpose()?;
+    let description = patch_trimmed("description", changes.description, text_limits::DESCRIPTION)?;
+    let implementation_plan = patch_trimmed(
+        "implementationPlan",
+        changes.implementation_plan,
+        text_limits::DESCRIPTION,
+    )?;
+    let backout_plan = patch_trimmed(
+        "backoutPlan",
+        changes.backout_plan,
+        text_limits::DESCRIPTION,
+    )?;
+    let ci_ids = changes.ci_ids.map(dedup);
+    check_batch(ci_ids.as_ref().map_or(0, Vec::len), limits)?;
+    let txn = begin_write(db).await?;
+    let before = get(&txn, id).await?;
+    check_version(expected_version, before.version)?;
+    if !editable(before.state) {
+        return Err(Error::InvalidTransition(format!(
+            "change {} is {} and can no longer be edited",
+            before.number,
+            state_name(before.state)
+        )));
+    }
+    let before_cis = ci_ids_of(&txn, &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
+    let mut after = before.clone();
+    if let Some(title) = title {
+        after.title = title;
+    }
+    if let Some(change_type) = changes.change_type {
+        if change_type != before.change_type && before.state != ChangeState::Draft {
+            return Err(Error::InvalidTransition(format!(
+                "the type of change {} can change only while it is a draft",
+                before.number
+            )));
+        }
+        after.change_type = change_type;
+    }
+    after.description = description.apply(after.description);
+    after.implementation_plan = implementation_plan.apply(after.implementation_plan);
+    after.backout_plan = backout_plan.apply(after.backout_plan);
+    after.planned_start = changes.planned_start.apply(after.planned_start);
+    after.planned_end = changes.planned_end.apply(after.planned_end);
+    check_window(after.planned_start, after.planned_end)?;
+    let after_cis = match ci_ids {
+        Some(ids) => {
+            ensure_cis_exist(&txn, "input.ciIds", &ids).await?;
+            ids
+        }
+        None => before_cis.clone(),
+    };
+    let mut sorted_before = before_cis.clone();
+    sorted_before.sort();
+    let mut sorted_after = after_cis.clone();
+    sorted_after.sort();
+    let cis_changed = sorted_before != sorted_after;
+    if after == before && !cis_changed {
+        return Ok(before);
+    }
+    if cis_changed {
+        store_cis(&txn, id, &after_cis).await?;
+    }
+    let window_changed =
+        (after.planned_start, after.planned_end) != (before.planned_start, before.planned_end);
+    if before.state != ChangeState::Draft && (cis_changed || window_changed) {
+        let assessment = compute_assessment(&txn, cache, limits, &after, &after_cis).await?;
+        store_assessment(&txn, &mut after, &assessment).await?;
+    }
+    after.version = before.version + 1;
+    after.updated_at = now();
+    save(&txn, &before, &after).await?;
+    audit::record(
+        &txn,
+        actor,
+        Event::new(
+            EntityType::Change,
+            id,
+            Action::Update,
+            Some(&snapshot(&before, &before_cis)),
+            Some(&snapshot(&after, &after_cis)),
+        )?,
+    )
+    .await?;
+    commit(txn).await?;
+    Ok(after)
+}
+
+/// What comes with a transition: the approver's comment, the outcome's notes, the review.
+#[derive(Debug, Clone, Default)]
+pub struct TransitionDetails {
+    pub comment: Option<String>,
+    pub review_notes: Option<String>,
+}
+
+/// The stored form of a state, for messages.
+pub fn state_name(state: ChangeState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Moves a change along its lifecycle. Submitting assesses it (and approves a standard
+/// change); approving or rejecting records the decision; scheduling needs a window;
+/// finishing records the outcome; closing needs review notes.
+#[allow(clippy::too_many_arguments)]
+pub async fn transition(
+    db: &impl Conn,
+    cache: &GraphCache,
+    limits: &Limits,
+    actor: &Actor,
+    id: Uuid,
+    expected_version: Option<i32>,
+    to: ChangeState,
+    details: TransitionDetails,
+) -> Result<change_request::Model> {
+    let comment = optional_trimmed("comment", details.comment, text_limits::DESCRIPTION)?;
+    let review_notes = optional_trimmed(
+        "reviewNotes",
+        details.review_notes,
+        text_limits::DESCRIPTION,
+    )?;
+    let txn = begin_write(db).await?;
+    let before = get(&txn, id).await?;
+    check_version(expected_version, before.version)?;
+    // Submitting a standard change approves it: it is pre-approved.
+    let to = if before.change_type == ChangeType::Standard
+        && before.state == ChangeState::Draft
+        && to == ChangeState::Submitted
+    {
+        ChangeState::Approved
+    } else {
+        to
+    };
+    if !can_transition(before.change_type, before.state, to) {
+        return Err(Error::InvalidTransition(format!(
+            "{} change {} cannot go from {} to {}",
+            type_name(before.change_type),
+            before.number,
+            state_name(before.state),
+            state_name(to)
+        )));
+    }
+    let ci_ids = ci_ids_of(&txn, &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
+    let mut after = before.clone();
+    after.state = to;
+    match to {
+        ChangeState::Submitted | ChangeState::Assessed => {
+            if ci_ids.is_empty() {
+                return Err(Error::invalid(
+                    "ciIds",
+                    format!("change {} names no CI: say what it touches", before.number),
+                ));
+            }
+            let assessment = compute_assessment(&txn, cache, limits, &after, &ci_ids).await?;
+            store_assessment(&txn, &mut after, &assessment).await?;
+        }
+        ChangeState::Approved if before.state == ChangeState::Draft => {
+            let assessment = compute_assessment(&txn, cache, limits, &after, &ci_ids).await?;
+            store_assessment(&txn, &mut after, &assessment).await?;
+        }
+        ChangeState::Approved | ChangeState::Rejected => {
+            let decision = if to == ChangeState::Approved {
+                Decision::Approved
+            } else {
+                Decision::Rejected
+            };
+            change_approval::Model {
+                id: Uuid::now_v7(),
+                change_id: id,
+                decision,
+                approver: actor.name().to_owned(),
+                comment: comment.clone(),
+                decided_at: now(),
+            }
+            .into_active_model()
+            .insert(&txn)
+            .await?;
+        }
+        ChangeState::Scheduled => {
+            if window_of(&after).is_none() {
+                return Err(Error::invalid(
+                    "plannedStart",
+                    format!(
+                        "change {} has no planned window: set plannedStart and plannedEnd first",
+                        before.number
+                    ),
+                ));
+            }
+        }
+        ChangeState::Completed | ChangeState::Failed | ChangeState::RolledBack => {
+            after.outcome = Some(to);
+            if let Some(comment) = &comment {
+                after.review_notes = Some(comment.clone());
+            }
+        }
+        ChangeState::Closed => {
+            let notes = review_notes.or(after.review_notes.clone());
+            if notes.is_none() {
+                return Err(Error::invalid(
+                    "reviewNotes",
+                    "closing a change needs `reviewNotes` from its review",
+                ));
+            }
+            after.review_notes = notes;
+        }
+        ChangeState::Draft | ChangeState::InProgress => {}
+    }
+    after.version = before.version + 1;
+    after.updated_at = now();
+    save(&txn, &before, &after).await?;
+    let action = match to {
+        ChangeState::Approved if before.state != ChangeState::Draft => Action::Approve,
+        ChangeState::Rejected => Action::Reject,
+        _ => Action::Transition,
+    };
+    audit::record(
+        &txn,
+        actor,
+        Event::new(
+            EntityType::Change,
+            id,
+            action,
+            Some(&snapshot(&before, &ci_ids)),
+            Some(&snapshot(&after, &ci_ids)),
+        )?,
+    )
+    .await?;
+    commit(txn).await?;
+    Ok(after)
+}
+
+/// Recomputes the assessment of a submitted change as things stand now; a submitted change
+/// becomes assessed. Finished changes keep the assessment they were decided on.
+pub async fn assess(
+    db: &impl Conn,
+    cache: &GraphCache,
+    limits: &Limits,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<change_request::Model> {
+    let current = get(db, id).await?;
+    if current.state == ChangeState::Submitted {
+        return transition(
+            db,
+            cache,
+            limits,
+            actor,
+            id,
+            None,
+            ChangeState::Assessed,
+            TransitionDetails::default(),
+        )
+        .await;
+    }
+    if !matches!(
+        current.state,
+        ChangeState::Assessed | ChangeState::Approved | ChangeState::Scheduled
+    ) {
+        return Err(Error::InvalidTransition(format!(
+            "change {} is {}: only submitted, assessed, approved or scheduled changes are \
+             assessed",
+            current.number,
+            state_name(current.state)
+        )));
+    }
+    let txn = begin_write(db).await?;
+    let before = get(&txn, id).await?;
+    let ci_ids = ci_ids_of(&txn, &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
+    let mut after = before.clone();
+    let assessment = compute_assessment(&txn, cache, limits, &after, &ci_ids).await?;
+    store_assessment(&txn, &mut after, &assessment).await?;
+    after.version = before.version + 1;
+    after.updated_at = now();
+    save(&txn, &before, &after).await?;
+    audit::record(
+        &txn,
+        actor,
+        Event::new(
+            EntityType::Change,
+            id,
+            Action::Assess,
+            Some(&snapshot(&before, &ci_ids)),
+            Some(&snapshot(&after, &ci_ids)),
+        )?,
+    )
+    .await?;
+    commit(txn).await?;
+    Ok(after)
+}
+
+fn type_name(change_type: ChangeType) -> &'static str {
+    match change_type {
+        ChangeType::Standard => "standard",
+        ChangeType::Normal => "normal",
+        ChangeType::Emergency => "emergency",
+    }
+}
+
+/// Two changes on the schedule that overlap in time and in blast radius.
+#[derive(Debug, Clone)]
+pub struct ScheduledCollision {
+    pub first: change_request::Model,
+    pub second: change_request::Model,
+    pub overlap_start: DateTime<Utc>,
+    pub overlap_end: DateTime<Utc>,
+    pub shared_ci_count: usize,
+    pub shared_ci_ids: Vec<Uuid>,
+}
+
+/// The pairs of active changes whose windows overlap each other within `[from, to)` and
+/// whose blast radii share CIs: the change schedule's conflicts, earliest first.
+pub async fn collisions_between(
+    db: &impl ConnectionTrait,
+    cache: &GraphCache,
+    limits: &Limits,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<ScheduledCollision>> {
+    if to <= from {
+        return Err(Error::invalid(
+            "to",
+            format!("the period ends ({to}) before it starts ({from})"),
+        ));
+    }
+    let changes = committed_in(db, (from, to), &ACTIVE_STATES, None).await?;
+    let refs: Vec<&change_request::Model> = changes.iter().collect();
+    let radii = radii(db, cache, limits, &refs).await?;
+    let mut found = Vec::new();
+    for (i, first) in changes.iter().enumerate() {
+        for second in &changes[i + 1..] {
+            let (Some(a), Some(b)) = (window_of(first), window_of(second)) else {
+                continue;
+            };
+            let Some((start, end)) = overlap(a, b) else {
+                continue;
+            };
+            // Only the part of the overlap inside the period asked about.
+            let Some((start, end)) = overlap((start, end), (from, to)) else {
+                continue;
+            };
+            let (Some(ra), Some(rb)) = (radii.get(&first.id), radii.get(&second.id)) else {
+                continue;
+            };
+            let shared = shared(ra, rb);
+            if shared.is_empty() {
+                continue;
+            }
+            found.push(ScheduledCollision {
+                first: first.clone(),
+                second: second.clone(),
+                overlap_start: start,
+                overlap_end: end,
+                shared_ci_count: shared.len(),
+                shared_ci_ids: shared.into_iter().take(LISTED_CIS).collect(),
+            });
+        }
+    }
+    found.sort_by(|a, b| {
+        a.overlap_start
+            .cmp(&b.overlap_start)
+            .then(a.first.number.cmp(&b.first.number))
+            .then(a.second.number.cmp(&b.second.number))
+    });
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ChangeState::*;
+    use chrono::TimeZone;
+
+    const ALL: [ChangeState; 11] = [
+        Draft, Submitted, Assessed, Approved, Rejected, Scheduled, InProgress, Completed, Failed,
+        RolledBack, Closed,
+    ];
+
+    fn allowed(change_type: ChangeType) -> Vec<(ChangeState, ChangeState)> {
+        ALL.iter()
+            .flat_map(|from| ALL.iter().map(move |to| (*from, *to)))
+            .filter(|(from, to)| can_transition(change_type, *from, *to))
+            .collect()
+    }
+
+    const DELIVERY: [(ChangeState, ChangeState); 7] = [
+        (Approved, Scheduled),
+        (Scheduled, InProgress),
+        (InProgress, Completed),
+        (InProgress, Failed),
+        (InProgress, RolledBack),
+        (Completed, Closed),
+        (Failed, Closed),
+    ];
+
+    #[test]
+    fn a_normal_change_is_submitted_assessed_then_decided() {
+        let mut expected = vec![
+            (Draft, Submitted),
+            (Submitted, Assessed),
+            (Assessed, Approved),
+            (Assessed, Rejected),
+            (RolledBack, Closed),
+        ];
+        expected.extend(DELIVERY);
+        let mut got = allowed(ChangeType::Normal);
+        expected.sort_by_key(|p| format!("{p:?}"));
+        got.sort_by_key(|p| format!("{p:?}"));
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_standard_change_skips_assessment_and_approval() {
+        assert!(can_transition(ChangeType::Standard, Draft, Approved));
+        assert!(!can_transition(ChangeType::Standard, Draft, Submitted));
+        assert!(!can_transition(ChangeType::Standard, Assessed, Approved));
+        assert!(!can_transition(ChangeType::Normal, Draft, Approved));
+    }
+
+    #[test]
+    fn an_emergency_change_may_be_decided_before_assessment() {
+        assert!(can_transition(ChangeType::Emergency, Submitted, Approved));
+        assert!(can_transition(ChangeType::Emergency, Submitted, Rejected));
+        assert!(!can_transition(ChangeType::Normal, Submitted, Approved));
+    }
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, hour, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn windows_overlap_only_when_they_share_time() {
+        assert_eq!(
+            overlap((at(1), at(3)), (at(2), at(4))),
+            Some((at(2), at(3)))
+        );
+        assert_eq!(overlap((at(1), at(2)), (at(2), at(3))), None);
+        assert_eq!(
+            overlap((at(1), at(5)), (at(2), at(3))),
+            Some((at(2), at(3)))
+        );
+    }
+
+    fn service(criticality: Criticality, state: ServiceState) -> AssessedService {
+        AssessedService {
+            service_id: Uuid::nil(),
+            name: "payroll".into(),
+            criticality: Some(criticality),
+            state,
+        }
+    }
+
+    fn facts<'a>(
+        services: &'a [AssessedService],
+        incidents: &'a [(String, bool)],
+        collisions: &'a [Collision],
+    ) -> RiskFacts<'a> {
+        RiskFacts {
+            change_type: ChangeType::Normal,
+            has_window: true,
+            blast_radius: 3,
+            services,
+            open_incidents: incidents,
+            collisions,
+        }
+    }
+
+    fn rules(reasons: &[RiskReason]) -> Vec<&str> {
+        reasons.iter().map(|r| r.rule.as_str()).collect()
+    }
+
+    #[test]
+    fn a_small_change_hitting_nothing_important_is_low_risk_with_its_reason() {
+        let (risk, reasons) = judge(&facts(&[], &[], &[]));
+        assert_eq!(risk, RiskLevel::Low);
+        assert_eq!(rules(&reasons), ["BLAST_RADIUS"]);
+    }
+
+    #[test]
+    fn each_finding_names_the_rule_that_fired() {
+        let services = [service(Criticality::Critical, ServiceState::Down)];
+        let (risk, reasons) = judge(&facts(&services, &[], &[]));
+        assert_eq!(risk, RiskLevel::High);
+        assert_eq!(rules(&reasons), ["BLAST_RADIUS", "CRITICAL_SERVICE_DOWN"]);
+
+        let incidents = [("INC-000001".to_owned(), false)];
+        let (risk, reasons) = judge(&facts(&[], &incidents, &[]));
+        assert_eq!(risk, RiskLevel::Medium);
+        assert!(reasons[1].message.contains("INC-000001"));
+    }
+
+    #[test]
+    fn two_high_findings_are_critical_and_emergencies_raise_the_risk() {
+        let services = [service(Criticality::Critical, ServiceState::Down)];
+        let collisions = [Collision {
+            change_id: Uuid::nil(),
+            number: "CHG-000002".into(),
+            overlap_start: at(1),
+            overlap_end: at(2),
+            shared_ci_count: 4,
+            shared_ci_ids: vec![],
+        }];
+        let (risk, reasons) = judge(&facts(&services, &[], &collisions));
+        assert_eq!(risk, RiskLevel::Critical);
+        assert!(rules(&reasons).contains(&"COMBINED_HIGH_RISKS"));
+
+        let mut emergency = facts(&[], &[], &[]);
+        emergency.change_type = ChangeType::Emergency;
+        let (risk, reasons) = judge(&emergency);
+        assert_eq!(risk, RiskLevel::Medium);
+        assert_eq!(rules(&reasons), ["BLAST_RADIUS", "EMERGENCY"]);
+    }
+}
