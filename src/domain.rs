@@ -240,6 +240,61 @@ pub fn identifier(field: &str, value: &str) -> Result<String> {
     }
 }
 
+/// The rows of `E` whose `column` is one of `ids`, in `order`: one statement per 500 ids,
+/// so that a lookup for a whole page stays within every engine's parameter limit.
+pub async fn rows_in<E>(
+    db: &impl ConnectionTrait,
+    column: E::Column,
+    ids: &[uuid::Uuid],
+    order: &[E::Column],
+) -> Result<Vec<E::Model>>
+where
+    E: sea_orm::EntityTrait,
+{
+    use sea_orm::{QueryFilter, QueryOrder};
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(500) {
+        let mut query = E::find().filter(column.is_in(chunk.iter().copied()));
+        for column in order {
+            query = query.order_by_asc(*column);
+        }
+        rows.extend(query.all(db).await?);
+    }
+    Ok(rows)
+}
+
+/// Groups rows by a key, keeping their order within each group.
+pub fn group_by<T>(
+    rows: Vec<T>,
+    key: impl Fn(&T) -> uuid::Uuid,
+) -> std::collections::HashMap<uuid::Uuid, Vec<T>> {
+    let mut grouped: std::collections::HashMap<uuid::Uuid, Vec<T>> = Default::default();
+    for row in rows {
+        grouped.entry(key(&row)).or_default().push(row);
+    }
+    grouped
+}
+
+/// The items in their first order, each once.
+pub fn dedup<T: Eq + std::hash::Hash + Copy>(items: Vec<T>) -> Vec<T> {
+    let mut seen = std::collections::HashSet::new();
+    items
+        .into_iter()
+        .filter(|item| seen.insert(*item))
+        .collect()
+}
+
+/// `LIMIT_EXCEEDED` when one call names more `what` than `max_batch_size` allows.
+pub fn check_batch_size(limits: &crate::limits::Limits, size: usize, what: &str) -> Result<()> {
+    if size > limits.max_batch_size {
+        return Err(Error::LimitExceeded(format!(
+            "{size} {what} in one call, over the limit of {} (limit `max_batch_size`)",
+            limits.max_batch_size
+        )));
+    }
+    Ok(())
+}
+
 /// Limits of free texts, in characters.
 pub mod text_limits {
     /// Names of CIs and services.

@@ -412,17 +412,9 @@ pub async fn get_many(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, change_request::Model>> {
-    let mut found = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        for row in change_request::Entity::find()
-            .filter(change_request::Column::Id.is_in(chunk.iter().copied()))
-            .all(db)
-            .await?
-        {
-            found.insert(row.id, row);
-        }
-    }
-    Ok(found)
+    let column = change_request::Column::Id;
+    let rows = super::rows_in::<change_request::Entity>(db, column, ids, &[]).await?;
+    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
 }
 
 /// One page of changes, newest first.
@@ -457,18 +449,14 @@ pub async fn ci_ids_of(
     db: &impl ConnectionTrait,
     change_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<Uuid>>> {
-    let mut grouped: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for chunk in change_ids.chunks(500) {
-        for row in change_ci::Entity::find()
-            .filter(change_ci::Column::ChangeId.is_in(chunk.iter().copied()))
-            .order_by_asc(change_ci::Column::CiId)
-            .all(db)
-            .await?
-        {
-            grouped.entry(row.change_id).or_default().push(row.ci_id);
-        }
-    }
-    Ok(grouped)
+    use change_ci::Column;
+    let rows =
+        super::rows_in::<change_ci::Entity>(db, Column::ChangeId, change_ids, &[Column::CiId])
+            .await?;
+    Ok(super::group_by(rows, |row| row.change_id)
+        .into_iter()
+        .map(|(id, rows)| (id, rows.into_iter().map(|row| row.ci_id).collect()))
+        .collect())
 }
 
 /// The approvals and rejections of each change, oldest first.
@@ -476,19 +464,11 @@ pub async fn approvals_of(
     db: &impl ConnectionTrait,
     change_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<change_approval::Model>>> {
-    let mut grouped: HashMap<Uuid, Vec<change_approval::Model>> = HashMap::new();
-    for chunk in change_ids.chunks(500) {
-        for row in change_approval::Entity::find()
-            .filter(change_approval::Column::ChangeId.is_in(chunk.iter().copied()))
-            .order_by_asc(change_approval::Column::DecidedAt)
-            .order_by_asc(change_approval::Column::Id)
-            .all(db)
-            .await?
-        {
-            grouped.entry(row.change_id).or_default().push(row);
-        }
-    }
-    Ok(grouped)
+    use change_approval::Column;
+    let order = [Column::DecidedAt, Column::Id];
+    let rows =
+        super::rows_in::<change_approval::Entity>(db, Column::ChangeId, change_ids, &order).await?;
+    Ok(super::group_by(rows, |row| row.change_id))
 }
 
 async fn changes_by_link(
@@ -519,17 +499,13 @@ pub async fn changes_of_cis(
     db: &impl ConnectionTrait,
     ci_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<change_request::Model>>> {
-    let mut links = Vec::new();
-    for chunk in ci_ids.chunks(500) {
-        for row in change_ci::Entity::find()
-            .filter(change_ci::Column::CiId.is_in(chunk.iter().copied()))
-            .all(db)
-            .await?
-        {
-            links.push((row.ci_id, row.change_id));
-        }
-    }
-    changes_by_link(db, links).await
+    let rows =
+        super::rows_in::<change_ci::Entity>(db, change_ci::Column::CiId, ci_ids, &[]).await?;
+    changes_by_link(
+        db,
+        rows.into_iter().map(|r| (r.ci_id, r.change_id)).collect(),
+    )
+    .await
 }
 
 /// The changes whose last assessment hits each service, newest first.
@@ -537,17 +513,15 @@ pub async fn changes_of_services(
     db: &impl ConnectionTrait,
     service_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<change_request::Model>>> {
-    let mut links = Vec::new();
-    for chunk in service_ids.chunks(500) {
-        for row in change_service::Entity::find()
-            .filter(change_service::Column::ServiceId.is_in(chunk.iter().copied()))
-            .all(db)
-            .await?
-        {
-            links.push((row.service_id, row.change_id));
-        }
-    }
-    changes_by_link(db, links).await
+    let column = change_service::Column::ServiceId;
+    let rows = super::rows_in::<change_service::Entity>(db, column, service_ids, &[]).await?;
+    changes_by_link(
+        db,
+        rows.into_iter()
+            .map(|r| (r.service_id, r.change_id))
+            .collect(),
+    )
+    .await
 }
 
 /// The stored assessment of a change, when it has one.
@@ -747,16 +721,6 @@ async fn store_assessment(
     Ok(())
 }
 
-async fn ensure_cis_exist(db: &impl ConnectionTrait, field: &str, ids: &[Uuid]) -> Result<()> {
-    let found = super::ci::get_many(db, ids).await?;
-    for (i, id) in ids.iter().enumerate() {
-        if !found.contains_key(id) {
-            return Err(Error::not_found("configuration item", id).within(&format!("{field}[{i}]")));
-        }
-    }
-    Ok(())
-}
-
 async fn store_cis(db: &impl ConnectionTrait, change_id: Uuid, ci_ids: &[Uuid]) -> Result<()> {
     change_ci::Entity::delete_many()
         .filter(change_ci::Column::ChangeId.eq(change_id))
@@ -795,24 +759,6 @@ async fn save(
     Ok(())
 }
 
-fn dedup(items: Vec<Uuid>) -> Vec<Uuid> {
-    let mut seen = HashSet::new();
-    items
-        .into_iter()
-        .filter(|item| seen.insert(*item))
-        .collect()
-}
-
-fn check_batch(size: usize, limits: &Limits) -> Result<()> {
-    if size > limits.max_batch_size {
-        return Err(Error::LimitExceeded(format!(
-            "{size} CIs in one call, over the limit of {} (limit `max_batch_size`)",
-            limits.max_batch_size
-        )));
-    }
-    Ok(())
-}
-
 /// Records a change as a draft.
 pub async fn create(
     db: &impl Conn,
@@ -829,10 +775,10 @@ pub async fn create(
     )?;
     let backout_plan = optional_trimmed("backoutPlan", new.backout_plan, text_limits::DESCRIPTION)?;
     check_window(new.planned_start, new.planned_end)?;
-    let ci_ids = dedup(new.ci_ids);
-    check_batch(ci_ids.len(), limits)?;
+    let ci_ids = super::dedup(new.ci_ids);
+    super::check_batch_size(limits, ci_ids.len(), "CIs")?;
     let txn = begin_write(db).await?;
-    ensure_cis_exist(&txn, "ciIds", &ci_ids).await?;
+    super::ci::ensure_exist(&txn, "ciIds", &ci_ids).await?;
     let at = now();
     let model = change_request::Model {
         id: Uuid::now_v7(),
@@ -898,8 +844,8 @@ pub async fn update(
         changes.backout_plan,
         text_limits::DESCRIPTION,
     )?;
-    let ci_ids = changes.ci_ids.map(dedup);
-    check_batch(ci_ids.as_ref().map_or(0, Vec::len), limits)?;
+    let ci_ids = changes.ci_ids.map(super::dedup);
+    super::check_batch_size(limits, ci_ids.as_ref().map_or(0, Vec::len), "CIs")?;
     let txn = begin_write(db).await?;
     let before = get(&txn, id).await?;
     check_version(expected_version, before.version)?;
@@ -935,7 +881,7 @@ pub async fn update(
     check_window(after.planned_start, after.planned_end)?;
     let after_cis = match ci_ids {
         Some(ids) => {
-            ensure_cis_exist(&txn, "input.ciIds", &ids).await?;
+            super::ci::ensure_exist(&txn, "input.ciIds", &ids).await?;
             ids
         }
         None => before_cis.clone(),

@@ -228,6 +228,18 @@ pub async fn count(db: &impl ConnectionTrait, filter: &CiFilter) -> Result<u64> 
         .await?)
 }
 
+/// Checks that every CI of `ids` exists; the error names the first missing one as
+/// `field[index]`.
+pub async fn ensure_exist(db: &impl ConnectionTrait, field: &str, ids: &[Uuid]) -> Result<()> {
+    let found = get_many(db, ids).await?;
+    for (i, id) in ids.iter().enumerate() {
+        if !found.contains_key(id) {
+            return Err(Error::not_found("configuration item", id).within(&format!("{field}[{i}]")));
+        }
+    }
+    Ok(())
+}
+
 /// Creates a CI after checking its attributes against its class.
 pub async fn create(
     db: &impl Conn,

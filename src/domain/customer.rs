@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use entity::{customer, customer_service};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, sea_query::Condition,
+    QueryFilter, sea_query::Condition,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -61,17 +61,8 @@ pub async fn get_many(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, customer::Model>> {
-    let mut found = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        for row in customer::Entity::find()
-            .filter(customer::Column::Id.is_in(chunk.iter().copied()))
-            .all(db)
-            .await?
-        {
-            found.insert(row.id, row);
-        }
-    }
-    Ok(found)
+    let rows = super::rows_in::<customer::Entity>(db, customer::Column::Id, ids, &[]).await?;
+    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
 }
 
 fn condition(name: Option<&TextMatch>) -> Condition {
@@ -113,19 +104,12 @@ pub async fn services_of(
     db: &impl ConnectionTrait,
     customer_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<customer_service::Model>>> {
-    let mut grouped: HashMap<Uuid, Vec<customer_service::Model>> = HashMap::new();
-    for chunk in customer_ids.chunks(500) {
-        for row in customer_service::Entity::find()
-            .filter(customer_service::Column::CustomerId.is_in(chunk.iter().copied()))
-            .order_by_asc(customer_service::Column::AddedAt)
-            .order_by_asc(customer_service::Column::ServiceId)
-            .all(db)
-            .await?
-        {
-            grouped.entry(row.customer_id).or_default().push(row);
-        }
-    }
-    Ok(grouped)
+    use customer_service::Column;
+    let order = [Column::AddedAt, Column::ServiceId];
+    let rows =
+        super::rows_in::<customer_service::Entity>(db, Column::CustomerId, customer_ids, &order)
+            .await?;
+    Ok(super::group_by(rows, |row| row.customer_id))
 }
 
 /// The customers consuming any of the services (links, by service then customer).
@@ -133,18 +117,9 @@ pub async fn customers_of_services(
     db: &impl ConnectionTrait,
     service_ids: &[Uuid],
 ) -> Result<Vec<customer_service::Model>> {
-    let mut rows = Vec::new();
-    for chunk in service_ids.chunks(500) {
-        rows.extend(
-            customer_service::Entity::find()
-                .filter(customer_service::Column::ServiceId.is_in(chunk.iter().copied()))
-                .order_by_asc(customer_service::Column::ServiceId)
-                .order_by_asc(customer_service::Column::CustomerId)
-                .all(db)
-                .await?,
-        );
-    }
-    Ok(rows)
+    use customer_service::Column;
+    let order = [Column::ServiceId, Column::CustomerId];
+    super::rows_in::<customer_service::Entity>(db, Column::ServiceId, service_ids, &order).await
 }
 
 async fn ensure_name_free(

@@ -15,7 +15,6 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder,
     sea_query::{Condition, Query},
 };
 use serde::Serialize;
@@ -280,17 +279,8 @@ pub async fn get_many(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, incident::Model>> {
-    let mut found = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        for row in incident::Entity::find()
-            .filter(incident::Column::Id.is_in(chunk.iter().copied()))
-            .all(db)
-            .await?
-        {
-            found.insert(row.id, row);
-        }
-    }
-    Ok(found)
+    let rows = super::rows_in::<incident::Entity>(db, incident::Column::Id, ids, &[]).await?;
+    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
 }
 
 /// One page of incidents, newest first.
@@ -325,18 +315,18 @@ pub async fn ci_ids_of(
     db: &impl ConnectionTrait,
     incident_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<Uuid>>> {
-    let mut grouped: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for chunk in incident_ids.chunks(500) {
-        for row in incident_ci::Entity::find()
-            .filter(incident_ci::Column::IncidentId.is_in(chunk.iter().copied()))
-            .order_by_asc(incident_ci::Column::CiId)
-            .all(db)
-            .await?
-        {
-            grouped.entry(row.incident_id).or_default().push(row.ci_id);
-        }
-    }
-    Ok(grouped)
+    use incident_ci::Column;
+    let rows = super::rows_in::<incident_ci::Entity>(
+        db,
+        Column::IncidentId,
+        incident_ids,
+        &[Column::CiId],
+    )
+    .await?;
+    Ok(super::group_by(rows, |row| row.incident_id)
+        .into_iter()
+        .map(|(id, rows)| (id, rows.into_iter().map(|row| row.ci_id).collect()))
+        .collect())
 }
 
 /// The affected services of each incident, with how they came to be listed.
@@ -344,17 +334,9 @@ pub async fn services_of(
     db: &impl ConnectionTrait,
     incident_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<incident_service::Model>>> {
-    let mut grouped: HashMap<Uuid, Vec<incident_service::Model>> = HashMap::new();
-    for chunk in incident_ids.chunks(500) {
-        for row in incident_service::Entity::find()
-            .filter(incident_service::Column::IncidentId.is_in(chunk.iter().copied()))
-            .all(db)
-            .await?
-        {
-            grouped.entry(row.incident_id).or_default().push(row);
-        }
-    }
-    Ok(grouped)
+    let column = incident_service::Column::IncidentId;
+    let rows = super::rows_in::<incident_service::Entity>(db, column, incident_ids, &[]).await?;
+    Ok(super::group_by(rows, |row| row.incident_id))
 }
 
 /// Newest first, ids of incidents linked through `ids` in a link table.
@@ -386,17 +368,13 @@ pub async fn incidents_of_cis(
     db: &impl ConnectionTrait,
     ci_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<incident::Model>>> {
-    let mut links = Vec::new();
-    for chunk in ci_ids.chunks(500) {
-        for row in incident_ci::Entity::find()
-            .filter(incident_ci::Column::CiId.is_in(chunk.iter().copied()))
-            .all(db)
-            .await?
-        {
-            links.push((row.ci_id, row.incident_id));
-        }
-    }
-    incidents_by_link(db, links).await
+    let rows =
+        super::rows_in::<incident_ci::Entity>(db, incident_ci::Column::CiId, ci_ids, &[]).await?;
+    incidents_by_link(
+        db,
+        rows.into_iter().map(|r| (r.ci_id, r.incident_id)).collect(),
+    )
+    .await
 }
 
 /// The incidents that affect each service, newest first.
@@ -404,17 +382,15 @@ pub async fn incidents_of_services(
     db: &impl ConnectionTrait,
     service_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<incident::Model>>> {
-    let mut links = Vec::new();
-    for chunk in service_ids.chunks(500) {
-        for row in incident_service::Entity::find()
-            .filter(incident_service::Column::ServiceId.is_in(chunk.iter().copied()))
-            .all(db)
-            .await?
-        {
-            links.push((row.service_id, row.incident_id));
-        }
-    }
-    incidents_by_link(db, links).await
+    let column = incident_service::Column::ServiceId;
+    let rows = super::rows_in::<incident_service::Entity>(db, column, service_ids, &[]).await?;
+    incidents_by_link(
+        db,
+        rows.into_iter()
+            .map(|r| (r.service_id, r.incident_id))
+            .collect(),
+    )
+    .await
 }
 
 /// The open incidents on any of `ci_ids`, newest first.
@@ -422,17 +398,9 @@ pub async fn open_on_cis(
     db: &impl ConnectionTrait,
     ci_ids: &[Uuid],
 ) -> Result<Vec<incident::Model>> {
-    let mut ids = HashSet::new();
-    for chunk in ci_ids.chunks(500) {
-        for row in incident_ci::Entity::find()
-            .filter(incident_ci::Column::CiId.is_in(chunk.iter().copied()))
-            .all(db)
-            .await?
-        {
-            ids.insert(row.incident_id);
-        }
-    }
-    let ids: Vec<Uuid> = ids.into_iter().collect();
+    let links =
+        super::rows_in::<incident_ci::Entity>(db, incident_ci::Column::CiId, ci_ids, &[]).await?;
+    let ids = super::dedup(links.into_iter().map(|l| l.incident_id).collect());
     let mut open: Vec<incident::Model> = get_many(db, &ids)
         .await?
         .into_values()
@@ -440,16 +408,6 @@ pub async fn open_on_cis(
         .collect();
     open.sort_by(|a, b| b.opened_at.cmp(&a.opened_at).then(b.id.cmp(&a.id)));
     Ok(open)
-}
-
-async fn ensure_cis_exist(db: &impl ConnectionTrait, field: &str, ids: &[Uuid]) -> Result<()> {
-    let found = super::ci::get_many(db, ids).await?;
-    for (i, id) in ids.iter().enumerate() {
-        if !found.contains_key(id) {
-            return Err(Error::not_found("configuration item", id).within(&format!("{field}[{i}]")));
-        }
-    }
-    Ok(())
 }
 
 async fn ensure_services_exist(
@@ -465,14 +423,6 @@ async fn ensure_services_exist(
         }
     }
     Ok(())
-}
-
-fn dedup<T: Eq + std::hash::Hash + Copy>(items: Vec<T>) -> Vec<T> {
-    let mut seen = HashSet::new();
-    items
-        .into_iter()
-        .filter(|item| seen.insert(*item))
-        .collect()
 }
 
 fn dedup_services(services: Vec<ManualService>) -> Vec<ManualService> {
@@ -649,11 +599,11 @@ pub async fn create(
         .map(|at| past_moment("openedAt", at))
         .transpose()?
         .unwrap_or_else(now);
-    let ci_ids = dedup(new.ci_ids);
+    let ci_ids = super::dedup(new.ci_ids);
     let services = dedup_services(new.services);
-    check_batch(ci_ids.len() + services.len(), limits)?;
+    super::check_batch_size(limits, ci_ids.len() + services.len(), "CIs and services")?;
     let txn = begin_write(db).await?;
-    ensure_cis_exist(&txn, "ciIds", &ci_ids).await?;
+    super::ci::ensure_exist(&txn, "ciIds", &ci_ids).await?;
     ensure_services_exist(&txn, "services", &services).await?;
     let id = Uuid::now_v7();
     let at = now();
@@ -700,16 +650,6 @@ pub async fn create(
     Ok(model)
 }
 
-fn check_batch(size: usize, limits: &Limits) -> Result<()> {
-    if size > limits.max_batch_size {
-        return Err(Error::LimitExceeded(format!(
-            "{size} CIs and services in one call, over the limit of {} (limit `max_batch_size`)",
-            limits.max_batch_size
-        )));
-    }
-    Ok(())
-}
-
 /// Changes an incident's fields; new affected CIs re-derive its services.
 pub async fn update(
     db: &impl Conn,
@@ -727,11 +667,12 @@ pub async fn update(
     let description = patch_trimmed("description", changes.description, text_limits::DESCRIPTION)?;
     let assignee_group =
         patch_trimmed("assigneeGroup", changes.assignee_group, text_limits::SHORT)?;
-    let ci_ids = changes.ci_ids.map(dedup);
+    let ci_ids = changes.ci_ids.map(super::dedup);
     let manual = changes.services.map(dedup_services);
-    check_batch(
-        ci_ids.as_ref().map_or(0, Vec::len) + manual.as_ref().map_or(0, Vec::len),
+    super::check_batch_size(
         limits,
+        ci_ids.as_ref().map_or(0, Vec::len) + manual.as_ref().map_or(0, Vec::len),
+        "CIs and services",
     )?;
     let txn = begin_write(db).await?;
     let before = get(&txn, id).await?;
@@ -761,7 +702,7 @@ pub async fn update(
     let links_change = ci_ids.is_some() || manual.is_some();
     let (after_cis, after_services) = if links_change {
         if let Some(ids) = &ci_ids {
-            ensure_cis_exist(&txn, "input.ciIds", ids).await?;
+            super::ci::ensure_exist(&txn, "input.ciIds", ids).await?;
         }
         if let Some(services) = &manual {
             ensure_services_exist(&txn, "input.services", services).await?;

@@ -223,28 +223,6 @@ async fn ensure_name_free(
     Ok(())
 }
 
-fn check_batch(ids: &[Uuid], limits: &Limits) -> Result<()> {
-    if ids.len() > limits.max_batch_size {
-        return Err(Error::LimitExceeded(format!(
-            "{} members in one call, over the limit of {} (limit `max_batch_size`)",
-            ids.len(),
-            limits.max_batch_size
-        )));
-    }
-    Ok(())
-}
-
-/// Checks that every CI exists; the error names the first missing one.
-async fn ensure_cis_exist(db: &impl ConnectionTrait, field: &str, ids: &[Uuid]) -> Result<()> {
-    let found = super::ci::get_many(db, ids).await?;
-    for (i, id) in ids.iter().enumerate() {
-        if !found.contains_key(id) {
-            return Err(Error::not_found("configuration item", id).within(&format!("{field}[{i}]")));
-        }
-    }
-    Ok(())
-}
-
 async fn insert_members(
     db: &impl ConnectionTrait,
     service_id: Uuid,
@@ -264,11 +242,6 @@ async fn insert_members(
     Ok(())
 }
 
-fn dedup(ids: Vec<Uuid>) -> Vec<Uuid> {
-    let mut seen = HashSet::new();
-    ids.into_iter().filter(|id| seen.insert(*id)).collect()
-}
-
 /// Creates a service, with its first members if given.
 pub async fn create(
     db: &impl Conn,
@@ -279,12 +252,12 @@ pub async fn create(
     let name = required_text("name", &input.name, text_limits::NAME)?;
     let description = optional_trimmed("description", input.description, text_limits::DESCRIPTION)?;
     let owner = optional_trimmed("owner", input.owner, text_limits::SHORT)?;
-    let members = dedup(input.member_ids);
-    check_batch(&members, limits)?;
+    let members = super::dedup(input.member_ids);
+    super::check_batch_size(limits, members.len(), "members")?;
 
     let txn = begin_write(db).await?;
     ensure_name_free(&txn, &name, None).await?;
-    ensure_cis_exist(&txn, "memberIds", &members).await?;
+    super::ci::ensure_exist(&txn, "memberIds", &members).await?;
     let at = now();
     let model = service::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -420,11 +393,11 @@ pub async fn add_members(
     ci_ids: Vec<Uuid>,
     limits: &Limits,
 ) -> Result<service::Model> {
-    let ci_ids = dedup(ci_ids);
-    check_batch(&ci_ids, limits)?;
+    let ci_ids = super::dedup(ci_ids);
+    super::check_batch_size(limits, ci_ids.len(), "members")?;
     let txn = begin_write(db).await?;
     let before = get(&txn, service_id).await?;
-    ensure_cis_exist(&txn, "ciIds", &ci_ids).await?;
+    super::ci::ensure_exist(&txn, "ciIds", &ci_ids).await?;
     let current = member_ids(&txn, service_id).await?;
     let existing: HashSet<Uuid> = current.iter().copied().collect();
     let new: Vec<Uuid> = ci_ids
@@ -461,8 +434,8 @@ pub async fn remove_members(
     ci_ids: Vec<Uuid>,
     limits: &Limits,
 ) -> Result<service::Model> {
-    let ci_ids = dedup(ci_ids);
-    check_batch(&ci_ids, limits)?;
+    let ci_ids = super::dedup(ci_ids);
+    super::check_batch_size(limits, ci_ids.len(), "members")?;
     let txn = begin_write(db).await?;
     let before = get(&txn, service_id).await?;
     let after = remove_members_in(&txn, actor, &before, &ci_ids).await?;

@@ -22,17 +22,9 @@ pub async fn levels_of(
     db: &impl ConnectionTrait,
     service_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, service_level::Model>> {
-    let mut found = HashMap::new();
-    for chunk in service_ids.chunks(500) {
-        for row in service_level::Entity::find()
-            .filter(service_level::Column::ServiceId.is_in(chunk.iter().copied()))
-            .all(db)
-            .await?
-        {
-            found.insert(row.service_id, row);
-        }
-    }
-    Ok(found)
+    let column = service_level::Column::ServiceId;
+    let rows = super::rows_in::<service_level::Entity>(db, column, service_ids, &[]).await?;
+    Ok(rows.into_iter().map(|row| (row.service_id, row)).collect())
 }
 
 /// The target for incidents of `priority`, when the service has one.
