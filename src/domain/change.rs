@@ -9,7 +9,7 @@
 //! Invariants: the lifecycle only moves along [`can_transition`]; an approval or rejection
 //! is recorded with who, when and why; every write is audited with the full state.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::values::{ChangeState, ChangeType, Criticality, Decision, RiskLevel, ServiceState};
@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::audit::{self, Action, Actor, EntityType, Event};
 use super::impact::GraphCache;
-use super::impact::blast::{BlastRadius, blast_radius};
+use super::impact::blast::{BlastContext, BlastRadius};
 use super::numbering::{self, Sequence};
 use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::{
@@ -471,27 +471,17 @@ pub async fn approvals_of(
     Ok(super::group_by(rows, |row| row.change_id))
 }
 
+/// The changes linked to each owner, newest first.
 async fn changes_by_link(
     db: &impl ConnectionTrait,
     links: Vec<(Uuid, Uuid)>,
 ) -> Result<HashMap<Uuid, Vec<change_request::Model>>> {
-    let ids: Vec<Uuid> = links
-        .iter()
-        .map(|(_, change)| *change)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let changes = get_many(db, &ids).await?;
-    let mut grouped: HashMap<Uuid, Vec<change_request::Model>> = HashMap::new();
-    for (owner, change_id) in links {
-        if let Some(change) = changes.get(&change_id) {
-            grouped.entry(owner).or_default().push(change.clone());
-        }
-    }
-    for list in grouped.values_mut() {
-        list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-    }
-    Ok(grouped)
+    super::records_by_link(
+        links,
+        |ids| async move { get_many(db, &ids).await },
+        |a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)),
+    )
+    .await
 }
 
 /// The changes touching each CI, newest first.
@@ -552,21 +542,17 @@ fn check_window(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> Res
     }
 }
 
-/// The blast radius of each of `changes`, from their CIs.
+/// The blast radius of each of `changes`, from their CIs, on one reading of the graph.
 async fn radii(
     db: &impl ConnectionTrait,
-    cache: &GraphCache,
-    limits: &Limits,
+    context: &BlastContext,
     changes: &[&change_request::Model],
 ) -> Result<HashMap<Uuid, BlastRadius>> {
     let ids: Vec<Uuid> = changes.iter().map(|c| c.id).collect();
     let mut cis = ci_ids_of(db, &ids).await?;
-    let mut found = HashMap::with_capacity(ids.len());
-    for id in ids {
-        let ci_ids = cis.remove(&id).unwrap_or_default();
-        found.insert(id, blast_radius(db, cache, limits, &ci_ids).await?);
-    }
-    Ok(found)
+    ids.into_iter()
+        .map(|id| Ok((id, context.radius(&cis.remove(&id).unwrap_or_default())?)))
+        .collect()
 }
 
 fn shared(radius: &BlastRadius, other: &BlastRadius) -> Vec<Uuid> {
@@ -619,7 +605,8 @@ async fn compute_assessment(
     change: &change_request::Model,
     ci_ids: &[Uuid],
 ) -> Result<Assessment> {
-    let radius = blast_radius(db, cache, limits, ci_ids).await?;
+    let context = BlastContext::prepare(db, cache, limits).await?;
+    let radius = context.radius(ci_ids)?;
     let services: Vec<AssessedService> = radius
         .services
         .iter()
@@ -645,7 +632,7 @@ async fn compute_assessment(
     if let Some(window) = window_of(change) {
         let others = committed_in(db, window, &COMMITTED_STATES, Some(change.id)).await?;
         let refs: Vec<&change_request::Model> = others.iter().collect();
-        let other_radii = radii(db, cache, limits, &refs).await?;
+        let other_radii = radii(db, &context, &refs).await?;
         for other in &others {
             let (Some(other_window), Some(other_radius)) =
                 (window_of(other), other_radii.get(&other.id))
@@ -1168,7 +1155,8 @@ pub async fn collisions_between(
     }
     let changes = committed_in(db, (from, to), &ACTIVE_STATES, None).await?;
     let refs: Vec<&change_request::Model> = changes.iter().collect();
-    let radii = radii(db, cache, limits, &refs).await?;
+    let context = BlastContext::prepare(db, cache, limits).await?;
+    let radii = radii(db, &context, &refs).await?;
     let mut found = Vec::new();
     for (i, first) in changes.iter().enumerate() {
         for second in &changes[i + 1..] {

@@ -339,28 +339,17 @@ pub async fn services_of(
     Ok(super::group_by(rows, |row| row.incident_id))
 }
 
-/// Newest first, ids of incidents linked through `ids` in a link table.
+/// The incidents linked to each owner, newest first.
 async fn incidents_by_link(
     db: &impl ConnectionTrait,
     links: Vec<(Uuid, Uuid)>,
 ) -> Result<HashMap<Uuid, Vec<incident::Model>>> {
-    let incident_ids: Vec<Uuid> = links
-        .iter()
-        .map(|(_, incident)| *incident)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let incidents = get_many(db, &incident_ids).await?;
-    let mut grouped: HashMap<Uuid, Vec<incident::Model>> = HashMap::new();
-    for (owner, incident_id) in links {
-        if let Some(incident) = incidents.get(&incident_id) {
-            grouped.entry(owner).or_default().push(incident.clone());
-        }
-    }
-    for list in grouped.values_mut() {
-        list.sort_by(|a, b| b.opened_at.cmp(&a.opened_at).then(b.id.cmp(&a.id)));
-    }
-    Ok(grouped)
+    super::records_by_link(
+        links,
+        |ids| async move { get_many(db, &ids).await },
+        |a, b| b.opened_at.cmp(&a.opened_at).then(b.id.cmp(&a.id)),
+    )
+    .await
 }
 
 /// The incidents that affect each CI, newest first.

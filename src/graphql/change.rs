@@ -616,13 +616,20 @@ pub struct UpdateChangeInput {
     pub ci_ids: Option<Vec<ID>>,
 }
 
+/// Moves a change to `to`, with the approver's comment or the outcome's notes, and the
+/// review notes.
 async fn move_change(
     ctx: &Context<'_>,
     id: &ID,
     expected_version: Option<i32>,
     to: values::ChangeState,
-    details: changes::TransitionDetails,
+    comment: Option<String>,
+    review_notes: Option<String>,
 ) -> Result<Change> {
+    let details = changes::TransitionDetails {
+        comment,
+        review_notes,
+    };
     let id = parse_id("id", id)?;
     Ok(Change(
         changes::transition(
@@ -714,7 +721,8 @@ impl ChangeMutation {
             &id,
             expected_version,
             values::ChangeState::Submitted,
-            Default::default(),
+            None,
+            None,
         )
         .await
     }
@@ -737,16 +745,13 @@ impl ChangeMutation {
         comment: Option<String>,
         expected_version: Option<i32>,
     ) -> Result<Change> {
-        let details = changes::TransitionDetails {
-            comment,
-            ..Default::default()
-        };
         move_change(
             ctx,
             &id,
             expected_version,
             values::ChangeState::Approved,
-            details,
+            comment,
+            None,
         )
         .await
     }
@@ -760,16 +765,13 @@ impl ChangeMutation {
         comment: Option<String>,
         expected_version: Option<i32>,
     ) -> Result<Change> {
-        let details = changes::TransitionDetails {
-            comment,
-            ..Default::default()
-        };
         move_change(
             ctx,
             &id,
             expected_version,
             values::ChangeState::Rejected,
-            details,
+            comment,
+            None,
         )
         .await
     }
@@ -786,7 +788,8 @@ impl ChangeMutation {
             &id,
             expected_version,
             values::ChangeState::Scheduled,
-            Default::default(),
+            None,
+            None,
         )
         .await
     }
@@ -803,7 +806,8 @@ impl ChangeMutation {
             &id,
             expected_version,
             values::ChangeState::InProgress,
-            Default::default(),
+            None,
+            None,
         )
         .await
     }
@@ -817,11 +821,7 @@ impl ChangeMutation {
         notes: Option<String>,
         expected_version: Option<i32>,
     ) -> Result<Change> {
-        let details = changes::TransitionDetails {
-            comment: notes,
-            ..Default::default()
-        };
-        move_change(ctx, &id, expected_version, outcome.into(), details).await
+        move_change(ctx, &id, expected_version, outcome.into(), notes, None).await
     }
 
     /// Closes a finished change after its review.
@@ -832,16 +832,13 @@ impl ChangeMutation {
         review_notes: Option<String>,
         expected_version: Option<i32>,
     ) -> Result<Change> {
-        let details = changes::TransitionDetails {
-            review_notes,
-            ..Default::default()
-        };
         move_change(
             ctx,
             &id,
             expected_version,
             values::ChangeState::Closed,
-            details,
+            None,
+            review_notes,
         )
         .await
     }

@@ -3,6 +3,7 @@
 //! change assessments their risk and collisions.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use entity::service;
 use entity::values::ServiceState;
@@ -65,45 +66,76 @@ pub fn affected_services(graph: &Graph, reached: &[Reached]) -> Vec<AffectedServ
     services
 }
 
-/// The blast radius of `ci_ids` on the current graph: downstream, all relationship types,
-/// the default depth. CIs the graph does not hold (retired ones) hit nothing.
+/// The graph and walking options of one request, read once however many blast radii it
+/// computes (a change schedule compares hundreds).
+pub struct BlastContext {
+    graph: Arc<Graph>,
+    options: analysis::Options,
+    max_nodes: usize,
+}
+
+impl BlastContext {
+    /// Reads the current graph and the relationship types: downstream, all relationship
+    /// types, the default depth.
+    pub async fn prepare(
+        db: &impl ConnectionTrait,
+        cache: &GraphCache,
+        limits: &Limits,
+    ) -> Result<Self> {
+        let graph = cache.current(db).await?;
+        let types = TypeCatalog::load(db).await?;
+        let options = options(&types, Direction::Downstream, None, None, false, limits)?;
+        Ok(BlastContext {
+            graph,
+            options,
+            max_nodes: limits.max_impact_nodes,
+        })
+    }
+
+    /// The blast radius of `ci_ids`. CIs the graph does not hold (retired ones) hit nothing.
+    pub fn radius(&self, ci_ids: &[Uuid]) -> Result<BlastRadius> {
+        let graph = &self.graph;
+        let known: Vec<Uuid> = ci_ids
+            .iter()
+            .copied()
+            .filter(|id| graph.node(id).is_some())
+            .collect();
+        if known.is_empty() {
+            return Ok(BlastRadius::default());
+        }
+        let analysis = analysis::analyse(graph, &known, &self.options);
+        if analysis.stopped() {
+            return Err(Error::LimitExceeded(format!(
+                "the blast radius holds more than {} CIs (limit `max_impact_nodes`)",
+                self.max_nodes
+            )));
+        }
+        let services = affected_services(graph, &analysis.reached)
+            .into_iter()
+            .filter_map(|affected| {
+                let state = match affected.state {
+                    ImpactState::Down => ServiceState::Down,
+                    ImpactState::Degraded => ServiceState::Degraded,
+                    ImpactState::Dependency => return None,
+                };
+                Some((affected.service, state))
+            })
+            .collect();
+        Ok(BlastRadius {
+            ci_ids: analysis.reached.iter().map(|r| r.id).collect(),
+            services,
+        })
+    }
+}
+
+/// The blast radius of `ci_ids` on the current graph (see [`BlastContext`]).
 pub async fn blast_radius(
     db: &impl ConnectionTrait,
     cache: &GraphCache,
     limits: &Limits,
     ci_ids: &[Uuid],
 ) -> Result<BlastRadius> {
-    let graph = cache.current(db).await?;
-    let known: Vec<Uuid> = ci_ids
-        .iter()
-        .copied()
-        .filter(|id| graph.node(id).is_some())
-        .collect();
-    if known.is_empty() {
-        return Ok(BlastRadius::default());
-    }
-    let types = TypeCatalog::load(db).await?;
-    let options = options(&types, Direction::Downstream, None, None, false, limits)?;
-    let analysis = analysis::analyse(&graph, &known, &options);
-    if analysis.stopped() {
-        return Err(Error::LimitExceeded(format!(
-            "the blast radius holds more than {} CIs (limit `max_impact_nodes`)",
-            limits.max_impact_nodes
-        )));
-    }
-    let services = affected_services(&graph, &analysis.reached)
-        .into_iter()
-        .filter_map(|affected| {
-            let state = match affected.state {
-                ImpactState::Down => ServiceState::Down,
-                ImpactState::Degraded => ServiceState::Degraded,
-                ImpactState::Dependency => return None,
-            };
-            Some((affected.service, state))
-        })
-        .collect();
-    Ok(BlastRadius {
-        ci_ids: analysis.reached.iter().map(|r| r.id).collect(),
-        services,
-    })
+    BlastContext::prepare(db, cache, limits)
+        .await?
+        .radius(ci_ids)
 }
