@@ -221,6 +221,19 @@ pub struct ServeArgs {
     /// Highest complexity score a GraphQL query may have.
     #[arg(long, env = "CMDB_MAX_QUERY_COMPLEXITY", default_value_t = Limits::default().max_query_complexity)]
     pub max_query_complexity: usize,
+
+    /// Largest GraphQL document in bytes (variables are not counted): far below the body
+    /// limit, since data belongs in variables.
+    #[arg(long, env = "CMDB_MAX_DOCUMENT_BYTES", default_value_t = Limits::default().max_document_bytes)]
+    pub max_document_bytes: usize,
+
+    /// Most lexical tokens a GraphQL document may hold.
+    #[arg(long, env = "CMDB_MAX_DOCUMENT_TOKENS", default_value_t = Limits::default().max_document_tokens)]
+    pub max_document_tokens: usize,
+
+    /// Serve `GET /metrics` only to callers with a valid API token (of any role).
+    #[arg(long, env = "CMDB_METRICS_REQUIRE_TOKEN")]
+    pub metrics_require_token: bool,
 }
 
 impl ServeArgs {
@@ -232,6 +245,8 @@ impl ServeArgs {
             max_query_complexity: self.max_query_complexity,
             max_body_bytes: self.max_body_bytes,
             max_query_aliases: self.max_query_aliases,
+            max_document_bytes: self.max_document_bytes,
+            max_document_tokens: self.max_document_tokens,
             request_timeout: std::time::Duration::from_millis(self.request_timeout_ms.max(1)),
             ..Limits::default()
         }
@@ -299,7 +314,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (token, _) = auth::create(&db, &Actor::system(), "demo-admin", Role::Admin)
             .await
             .map_err(Error::into_report)?;
-        tracing::info!(%token, "demo admin token created; send it as `Authorization: Bearer <token>`");
+        // The token goes to the terminal only: logs are kept and shipped, and must hold no secret.
+        tracing::info!("demo admin token `demo-admin` created and printed to the terminal");
         println!("\nAdmin token for this demo (shown once):\n\n    export TOKEN={token}\n");
     } else if !auth::any_active(&db).await.map_err(Error::into_report)? {
         tracing::warn!(
@@ -315,6 +331,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         limits,
         discovery: args.discovery.config(),
         allow_anonymous_read: args.allow_anonymous_read,
+        metrics_require_token: args.metrics_require_token,
+        clock: Default::default(),
     };
     let app = http::app(AppState::with_settings(db, settings), &options);
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod change;
 pub mod ci;
 pub mod ci_class;
+pub mod clock;
 pub mod customer;
 pub mod demo;
 pub mod discovery;
@@ -209,6 +210,19 @@ pub fn patch_trimmed(field: &str, patch: Patch<String>, max: usize) -> Result<Pa
         Patch::Set(text) => Patch::Set(optional_text(field, text.trim(), max)?),
         other => other,
     })
+}
+
+/// Reads the row `select` finds inside a write transaction and locks it until the
+/// transaction ends, so that two read-modify-writes of one record cannot interleave on
+/// PostgreSQL (`SELECT ... FOR UPDATE`): the second waits for the first and then reads
+/// what it wrote, instead of writing over it or failing. SQLite needs no row lock: a write
+/// transaction holds the database's write lock from its first statement.
+pub async fn lock_row<E: sea_orm::EntityTrait>(
+    txn: &impl ConnectionTrait,
+    select: sea_orm::Select<E>,
+) -> Result<Option<E::Model>> {
+    use sea_orm::QuerySelect;
+    Ok(select.lock_exclusive().one(txn).await?)
 }
 
 /// Optimistic concurrency: `VERSION_MISMATCH` when the client expected another version.

@@ -47,6 +47,15 @@ pub enum Error {
     /// names the limit.
     #[error("{0}")]
     LimitExceeded(String),
+    /// A discovery item matches several CIs, so it is not written (the message names them).
+    #[error("{0}")]
+    AmbiguousIdentity(String),
+    /// A discovery item was fine but not written: the batch is atomic and another failed.
+    #[error("{0}")]
+    BatchRejected(String),
+    /// The GraphQL document (or the request carrying it) could not be read.
+    #[error("{0}")]
+    ParseFailed(String),
     /// Anything the client cannot fix. The cause is logged, never shown.
     #[error("internal error")]
     Internal(Arc<anyhow::Error>),
@@ -64,6 +73,9 @@ impl Error {
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::Forbidden(_) => "FORBIDDEN",
             Error::LimitExceeded(_) => "LIMIT_EXCEEDED",
+            Error::AmbiguousIdentity(_) => "AMBIGUOUS_IDENTITY",
+            Error::BatchRejected(_) => "BATCH_REJECTED",
+            Error::ParseFailed(_) => "GRAPHQL_PARSE_FAILED",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -142,6 +154,32 @@ impl From<DbErr> for Error {
             ),
             _ => Error::internal(err),
         }
+    }
+}
+
+/// Whether a database error is a lost race that succeeds when the transaction is run again:
+/// a serialization failure or deadlock on PostgreSQL (SQLSTATE `40001`, `40P01`), a busy or
+/// locked database on SQLite (result codes 5 and 6, with their extended codes). Decided on
+/// the codes the engines define, never on the words of their messages.
+pub fn is_lost_race(err: &DbErr) -> bool {
+    let database_error = match err {
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))
+        | DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)) => e.as_database_error(),
+        _ => None,
+    };
+    let Some(database_error) = database_error else {
+        return false;
+    };
+    let Some(code) = database_error.code() else {
+        return false;
+    };
+    match code.as_ref() {
+        "40001" | "40P01" => true,
+        // SQLite reports its extended result code; the primary code is its low byte.
+        other => other
+            .parse::<i32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
     }
 }
 

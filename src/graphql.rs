@@ -7,6 +7,7 @@
 //! exported and checked without a server.
 
 mod access;
+mod admission;
 mod audit;
 mod catalog;
 mod change;
@@ -24,6 +25,7 @@ mod relationship;
 mod service;
 mod tokens;
 
+use async_graphql::parser::types::OperationType;
 use async_graphql::{EmptySubscription, MergedObject, Request, Response, Schema, SchemaBuilder};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +39,7 @@ use crate::error::Error;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+use access::{AccessPolicy, Guarded};
 
 pub use error::{PARSE_FAILED, VALIDATION_FAILED};
 
@@ -71,13 +74,21 @@ pub struct Mutation(
     customer::CustomerMutation,
 );
 
-/// The executable schema.
-pub type CmdbSchema = Schema<Query, Mutation, EmptySubscription>;
+impl access::Root for Query {
+    const OPERATION: OperationType = OperationType::Query;
+}
+
+impl access::Root for Mutation {
+    const OPERATION: OperationType = OperationType::Mutation;
+}
+
+/// The executable schema. Its roots check access as each root field resolves.
+pub type CmdbSchema = Schema<Guarded<Query>, Guarded<Mutation>, EmptySubscription>;
 
 /// The schema's shape, with no data attached: for exporting the SDL and for building the
 /// server's schema.
-pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn schema_builder() -> SchemaBuilder<Guarded<Query>, Guarded<Mutation>, EmptySubscription> {
+    Schema::build(Guarded::default(), Guarded::default(), EmptySubscription)
 }
 
 /// The schema a server runs: the shape, the database and the settings.
@@ -90,6 +101,7 @@ pub fn build_schema(
     schema_builder()
         .limit_depth(settings.limits.max_query_depth)
         .limit_complexity(settings.limits.max_query_complexity)
+        .limit_directives(settings.limits.max_directives_per_location)
         .data(db)
         .data(settings.limits.clone())
         .data(Arc::new(GraphCache::new()))
@@ -102,50 +114,108 @@ pub fn build_schema(
         .finish()
 }
 
-/// Whether requests without a token may read.
-#[derive(Debug, Clone, Copy)]
-struct AccessPolicy {
-    allow_anonymous_read: bool,
-}
-
 /// The schema in SDL, as checked in at `schema.graphql`.
 pub fn sdl() -> String {
     schema_builder().finish().sdl()
 }
 
-/// Runs one GraphQL request for `principal` (none: an anonymous request): checks access
-/// and limits, then executes it with loaders of its own, within the request time limit.
+/// Documents up to this size are parsed on the request's own task: they cannot take long.
+/// Larger ones are parsed on the blocking pool, so that no worker thread of the runtime
+/// waits on one.
+const INLINE_PARSE_BYTES: usize = 16 * 1024;
+
+/// Runs one GraphQL request for `principal` (none: an anonymous request). Each step is
+/// bounded before the next is paid for: the caller may read at all; the document's size
+/// and lexical shape; its parse, off the runtime's worker threads when large; its size once
+/// fragments are expanded; then every root field against the caller's role. Only then does
+/// it execute, with loaders of its own. The whole runs within the request time limit, and
+/// the answer carries a bounded number of errors, none quoting the document.
 pub async fn execute(
     schema: &CmdbSchema,
     principal: Option<Principal>,
     request: Request,
 ) -> Response {
     let limits = schema.data::<Limits>().cloned().unwrap_or_default();
-    let allow_anonymous_read = schema
-        .data::<AccessPolicy>()
-        .is_some_and(|p| p.allow_anonymous_read);
+    let deadline = tokio::time::Instant::now() + limits.request_timeout;
+    let mut response = match admit(schema, principal, request, &limits, deadline).await {
+        Ok(admitted) => run(schema, admitted, &limits, deadline).await,
+        Err(response) => response,
+    };
+    error::add_codes(&mut response);
+    error::bound_errors(&mut response, limits.max_response_errors);
+    response
+}
+
+/// A request that passed admission, with its document parsed.
+struct Admitted {
+    request: Request,
+    principal: Option<Principal>,
+}
+
+async fn admit(
+    schema: &CmdbSchema,
+    principal: Option<Principal>,
+    mut request: Request,
+    limits: &Limits,
+    deadline: tokio::time::Instant,
+) -> Result<Admitted, Response> {
+    let policy = schema.data::<AccessPolicy>().copied().unwrap_or_default();
+    access::check_read(principal.as_ref(), policy.allow_anonymous_read).map_err(refusal)?;
+    admission::scan(&request.query, limits).map_err(refusal)?;
     if carries_nul(&request) {
-        return refusal(Error::Validation {
+        return Err(refusal(Error::Validation {
             message: "text in a request must not contain the NUL character".into(),
             field: None,
-        });
+        }));
     }
-    if let Some(inspection) = access::inspect(&request.query, request.operation_name.as_deref())
-        && let Err(err) = access::authorize(
+    let operation_name = request.operation_name.clone();
+    let expansion_limits = limits.clone();
+    let prepare = move |query: &str| {
+        let document = admission::parse(query).map_err(|f| Box::new(parse_refusal(f)))?;
+        admission::check_expansion(&document, &expansion_limits)
+            .map_err(|e| Box::new(refusal(e)))?;
+        let inspection = access::inspect(&document, operation_name.as_deref());
+        Ok::<_, Box<Response>>((document, inspection))
+    };
+    let (document, inspection) = if request.query.len() <= INLINE_PARSE_BYTES {
+        prepare(&request.query).map_err(|r| *r)?
+    } else {
+        let query = std::mem::take(&mut request.query);
+        let parsing = tokio::task::spawn_blocking(move || (prepare(&query), query));
+        match tokio::time::timeout_at(deadline, parsing).await {
+            Ok(Ok((prepared, query))) => {
+                request.query = query;
+                prepared.map_err(|r| *r)?
+            }
+            Ok(Err(join)) => return Err(refusal(Error::internal(join))),
+            Err(_) => return Err(refusal(timed_out(limits))),
+        }
+    };
+    if let Some(inspection) = inspection {
+        access::authorize(
             principal.as_ref(),
-            allow_anonymous_read,
+            policy.allow_anonymous_read,
             &inspection,
-            &limits,
+            limits,
         )
-    {
-        return refusal(err);
+        .map_err(refusal)?;
     }
+    request.set_parsed_query(document);
+    Ok(Admitted { request, principal })
+}
+
+async fn run(
+    schema: &CmdbSchema,
+    admitted: Admitted,
+    limits: &Limits,
+    deadline: tokio::time::Instant,
+) -> Response {
+    let Admitted { request, principal } = admitted;
     let actor = principal
         .as_ref()
         .map(Principal::actor)
         .unwrap_or_else(|| Actor::named(""));
     let tasks = loaders::LoaderTasks::default();
-    let query = request.query.clone();
     let mut request = request.data(actor);
     if let Some(principal) = principal {
         request = request.data(principal);
@@ -157,20 +227,38 @@ pub async fn execute(
     let execution = crate::domain::COMMIT_STARTED
         .scope(commit_started.clone(), tasks.drive(schema.execute(request)));
     let mut execution = std::pin::pin!(execution);
-    let mut response = match tokio::time::timeout(limits.request_timeout, &mut execution).await {
+    match tokio::time::timeout_at(deadline, &mut execution).await {
         Ok(response) => response,
         // Once a commit has started, the write may be stored: the request runs to its end,
         // so that its answer tells the truth.
         Err(_) if commit_started.load(Ordering::SeqCst) => execution.await,
         // Dropping the execution drops its open transaction, which rolls back.
-        Err(_) => refusal(Error::LimitExceeded(format!(
-            "the request took longer than {} ms and was cancelled; nothing it was writing was kept \
-             (limit `request_timeout`)",
-            limits.request_timeout.as_millis()
-        ))),
-    };
-    error::add_codes(&query, &mut response);
-    response
+        Err(_) => refusal(timed_out(limits)),
+    }
+}
+
+fn timed_out(limits: &Limits) -> Error {
+    Error::LimitExceeded(format!(
+        "the request took longer than {} ms and was cancelled; nothing it was writing was kept \
+         (limit `request_timeout`)",
+        limits.request_timeout.as_millis()
+    ))
+}
+
+/// The answer to a document that does not parse: where, and what was expected.
+fn parse_refusal(failure: admission::ParseFailure) -> Response {
+    let mut error = async_graphql::ServerError::new(
+        failure.message,
+        (failure.line > 0).then_some(async_graphql::Pos {
+            line: failure.line,
+            column: failure.column,
+        }),
+    );
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", PARSE_FAILED);
+    Response::from_errors(vec![error])
 }
 
 /// Whether the request holds the NUL character anywhere: databases cannot store it in text,
@@ -196,8 +284,11 @@ fn carries_nul(request: &Request) -> bool {
             .any(|(name, value)| name.contains('\0') || in_value(value))
 }
 
-/// A response refusing the whole request.
-fn refusal(err: Error) -> Response {
+/// A response refusing the whole request, with the error's code.
+pub fn refusal(err: Error) -> Response {
     let error: async_graphql::Error = err.into();
-    Response::from_errors(vec![error.into_server_error(async_graphql::Pos::default())])
+    let mut error = error.into_server_error(async_graphql::Pos::default());
+    // It is about the request as a whole: no place in the document.
+    error.locations.clear();
+    Response::from_errors(vec![error])
 }

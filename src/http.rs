@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware;
@@ -23,8 +22,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
-use crate::domain::auth::TokenCache;
-use crate::graphql::{self, CmdbSchema, PARSE_FAILED};
+use crate::domain::auth::{Principal, TokenCache};
+use crate::error::Error;
+use crate::graphql::{self, CmdbSchema};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
@@ -36,6 +36,9 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub metrics: Arc<Metrics>,
     tokens: Arc<TokenCache>,
+    allow_anonymous_read: bool,
+    metrics_require_token: bool,
+    max_body_bytes: usize,
 }
 
 impl AppState {
@@ -53,8 +56,11 @@ impl AppState {
     /// The state of a server on `db` with `settings`.
     pub fn with_settings(db: DatabaseConnection, settings: Settings) -> Self {
         let metrics = Arc::new(Metrics::new());
-        let tokens = Arc::new(TokenCache::new(db.clone()));
+        let tokens = Arc::new(TokenCache::new(db.clone(), settings.clock.clone()));
         AppState {
+            allow_anonymous_read: settings.allow_anonymous_read,
+            metrics_require_token: settings.metrics_require_token,
+            max_body_bytes: settings.limits.max_body_bytes,
             schema: graphql::build_schema(db.clone(), settings, metrics.clone(), tokens.clone()),
             tokens,
             metrics,
@@ -131,8 +137,13 @@ fn operation_name(request: &async_graphql::Request) -> String {
     if let Some(name) = &request.operation_name {
         return name.clone();
     }
-    let mut words = request
-        .query
+    // Only the start of the document can name its operation; a hostile document must not
+    // make this look at all of it.
+    let mut end = request.query.len().min(512);
+    while !request.query.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut words = request.query[..end]
         .split(|c: char| c.is_whitespace() || matches!(c, '{' | '(' | '@'))
         .filter(|w| !w.is_empty());
     let is_name = |word: &str| {
@@ -163,24 +174,27 @@ async fn body_too_large_as_json(response: Response) -> Response {
 }
 
 fn body_too_large() -> Response {
-    request_error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "LIMIT_EXCEEDED",
+    let mut http = refuse(Error::LimitExceeded(
         "the request body is too large (limit `max_body_bytes`)".into(),
-    )
+    ));
+    *http.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    http
 }
 
-/// A GraphQL-shaped error response for requests that never reached GraphQL.
-fn request_error(status: StatusCode, code: &str, message: String) -> Response {
-    (
-        status,
-        Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })),
-    )
-        .into_response()
-}
-
-/// The metrics in the Prometheus text format.
-async fn metrics(State(state): State<AppState>) -> Response {
+/// The metrics in the Prometheus text format; with `--metrics-require-token`, only for
+/// callers with a valid token (of any role).
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.metrics_require_token {
+        match authenticate(&state, &headers).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return refuse(Error::Unauthenticated(
+                    "the metrics need an API token: send `Authorization: Bearer <token>`".into(),
+                ));
+            }
+            Err(err) => return refuse(err),
+        }
+    }
     let (size, idle) = crate::db::pool_usage(&state.db);
     (
         [(
@@ -210,55 +224,96 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ()> {
     }
 }
 
+/// Who the request's token stands for; `None` without a token. A malformed header or an
+/// unknown token is refused here, before the body is read.
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, Error> {
+    let token = bearer(headers).map_err(|()| {
+        Error::Unauthenticated("the Authorization header must be `Bearer <token>`".into())
+    })?;
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    match state.tokens.principal(token).await {
+        Ok(Some(principal)) => Ok(Some(principal)),
+        Ok(None) => Err(Error::Unauthenticated(
+            "the token is unknown or revoked".into(),
+        )),
+        Err(err) => {
+            tracing::error!(error = %err, "token check failed");
+            Err(err)
+        }
+    }
+}
+
+/// The GraphQL request in a `POST` body: JSON with `query`, and optionally `operationName`,
+/// `variables` and `extensions`. The body is read whole (within the body limit) and
+/// decoded in one pass.
+async fn read_request(
+    request: axum::extract::Request,
+    max_body_bytes: usize,
+) -> Result<async_graphql::Request, Response> {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        let mut refused = refuse(Error::ParseFailed(
+            "a GraphQL request is a POST with `content-type: application/json`".into(),
+        ));
+        *refused.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        return Err(refused);
+    }
+    let bytes = axum::body::to_bytes(request.into_body(), max_body_bytes)
+        .await
+        .map_err(|_| body_too_large())?;
+    serde_json::from_slice::<async_graphql::Request>(&bytes).map_err(|err| {
+        refuse(Error::ParseFailed(format!(
+            "the request is not a GraphQL request: the body is not JSON of the right shape \
+             (line {}, column {})",
+            err.line(),
+            err.column()
+        )))
+    })
+}
+
+/// The HTTP status of a request refused as a whole with `code`.
+fn status_of(code: &str) -> StatusCode {
+    match code {
+        "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
+        "FORBIDDEN" => StatusCode::FORBIDDEN,
+        "INTERNAL" => StatusCode::SERVICE_UNAVAILABLE,
+        "GRAPHQL_PARSE_FAILED" => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    }
+}
+
+/// A request refused before it reached GraphQL, in the shape of every other GraphQL error.
+fn refuse(err: Error) -> Response {
+    let status = status_of(err.code());
+    let mut http = GraphQLResponse::from(graphql::refusal(err)).into_response();
+    *http.status_mut() = status;
+    http
+}
+
 async fn graphql_endpoint(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    request: Result<GraphQLRequest, GraphQLRejection>,
+    request: axum::extract::Request,
 ) -> Response {
-    let request = match request {
-        Ok(request) => request.into_inner(),
-        Err(GraphQLRejection(async_graphql::ParseRequestError::PayloadTooLarge)) => {
-            return body_too_large();
-        }
-        Err(GraphQLRejection(err)) => {
-            let text = err.to_string();
-            if text.contains("length limit exceeded") {
-                return body_too_large();
-            }
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                PARSE_FAILED,
-                format!("the request is not a GraphQL request: {text}"),
-            );
-        }
+    // Authentication first: a request that will be refused costs no body read and no parse.
+    let principal = match authenticate(&state, request.headers()).await {
+        Ok(principal) => principal,
+        Err(err) => return refuse(err),
     };
-    let principal = match bearer(&headers) {
-        Err(()) => {
-            return request_error(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHENTICATED",
-                "the Authorization header must be `Bearer <token>`".into(),
-            );
-        }
-        Ok(None) => None,
-        Ok(Some(token)) => match state.tokens.principal(token).await {
-            Ok(Some(principal)) => Some(principal),
-            Ok(None) => {
-                return request_error(
-                    StatusCode::UNAUTHORIZED,
-                    "UNAUTHENTICATED",
-                    "the token is unknown or revoked".into(),
-                );
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "token check failed");
-                return request_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "INTERNAL",
-                    "internal error".into(),
-                );
-            }
-        },
+    if principal.is_none() && !state.allow_anonymous_read {
+        return refuse(Error::Unauthenticated(
+            "this server needs an API token: send `Authorization: Bearer <token>`".into(),
+        ));
+    }
+    let request = match read_request(request, state.max_body_bytes).await {
+        Ok(request) => request,
+        Err(response) => return response,
     };
     let operation = operation_name(&request);
     let caller = principal
@@ -270,29 +325,25 @@ async fn graphql_endpoint(
     let response = graphql::execute(&state.schema, principal, request)
         .instrument(span.clone())
         .await;
-    let errors: Vec<String> = response
+    let codes: Vec<String> = response
         .errors
         .iter()
-        .filter_map(|e| e.extensions.as_ref()?.get("code").map(|c| c.to_string()))
+        .filter_map(|e| match e.extensions.as_ref()?.get("code")? {
+            async_graphql::Value::String(code) => Some(code.clone()),
+            _ => None,
+        })
         .collect();
     let elapsed = started.elapsed().as_secs_f64();
     span.in_scope(|| {
         tracing::info!(
             duration_ms = elapsed * 1000.0,
-            errors = ?errors,
+            errors = ?codes,
             "graphql operation"
         )
     });
-    let codes: Vec<String> = errors
-        .iter()
-        .map(|c| c.trim_matches('"').to_owned())
-        .collect();
     state.metrics.operation(&operation, elapsed, &codes);
-    let status = match codes.first().map(String::as_str) {
-        Some("UNAUTHENTICATED") if response.data == async_graphql::Value::Null => {
-            StatusCode::UNAUTHORIZED
-        }
-        Some("FORBIDDEN") if response.data == async_graphql::Value::Null => StatusCode::FORBIDDEN,
+    let status = match codes.first() {
+        Some(code) if response.data == async_graphql::Value::Null => status_of(code),
         _ => StatusCode::OK,
     };
     let mut http = GraphQLResponse::from(response).into_response();

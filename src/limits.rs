@@ -29,6 +29,23 @@ pub struct Limits {
     pub max_query_aliases: usize,
     /// Longest a request may run before it is cancelled (and its writes rolled back).
     pub request_timeout: std::time::Duration,
+    /// Largest GraphQL document, in bytes (variables are not part of it). Far below the
+    /// body limit: a real client's document is a few kilobytes; data goes in variables.
+    pub max_document_bytes: usize,
+    /// Most lexical tokens (names, punctuation, values) a document may hold.
+    pub max_document_tokens: usize,
+    /// Most arguments one field may be given (and variables one operation may declare).
+    pub max_field_arguments: usize,
+    /// Most directives a document may hold.
+    pub max_document_directives: usize,
+    /// Most directives on one field, fragment or operation.
+    pub max_directives_per_location: usize,
+    /// Deepest nesting of brackets (selections, argument lists, lists, objects).
+    pub max_document_nesting: usize,
+    /// Most fields a document may select once its fragments are expanded.
+    pub max_expanded_selections: usize,
+    /// Most errors one response carries; the rest are counted in a last error.
+    pub max_response_errors: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +63,14 @@ impl Default for Limits {
             max_impact_results: 20_000,
             max_query_aliases: 100,
             request_timeout: std::time::Duration::from_secs(30),
+            max_document_bytes: 256 * 1024,
+            max_document_tokens: 20_000,
+            max_field_arguments: 64,
+            max_document_directives: 200,
+            max_directives_per_location: 10,
+            max_document_nesting: 64,
+            max_expanded_selections: 10_000,
+            max_response_errors: 20,
         }
     }
 }

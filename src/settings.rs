@@ -1,5 +1,6 @@
 //! What a server is configured with, apart from where its database is.
 
+use crate::domain::clock::Clock;
 use crate::domain::discovery::DiscoveryConfig;
 use crate::limits::Limits;
 
@@ -10,4 +11,8 @@ pub struct Settings {
     pub discovery: DiscoveryConfig,
     /// Whether requests without a token may read (never write).
     pub allow_anonymous_read: bool,
+    /// Whether `GET /metrics` needs a valid token.
+    pub metrics_require_token: bool,
+    /// The clock of everything that expires (cached token checks); tests move it by hand.
+    pub clock: Clock,
 }

@@ -287,6 +287,7 @@ pub async fn list(
     let select = audit_event::Entity::find().filter(filter.condition());
     let key = SortKey::by_id(
         audit_event::Column::Id,
+        super::pagination::KeyKind::Int,
         newest_first,
         if newest_first {
             "audit:desc"

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::api_token::{self, Column, Entity};
@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::audit::{self, Action, Actor, EntityType, Event};
+use super::clock::Clock;
 use super::{Conn, Error, Result, commit, now, required_text};
 use crate::db::begin_write;
 
@@ -220,9 +221,7 @@ pub async fn any_active(db: &impl ConnectionTrait) -> Result<bool> {
 /// the authentication cache's lifetime on the others.
 pub async fn revoke(db: &impl Conn, actor: &Actor, name: &str) -> Result<TokenInfo> {
     let txn = begin_write(db).await?;
-    let model = Entity::find()
-        .filter(Column::Name.eq(name))
-        .one(&txn)
+    let model = super::lock_row(&txn, Entity::find().filter(Column::Name.eq(name)))
         .await?
         .ok_or_else(|| Error::not_found("API token", name))?;
     if model.revoked_at.is_some() {
@@ -265,22 +264,25 @@ pub async fn authenticate(db: &impl ConnectionTrait, token: &str) -> Result<Opti
     })
 }
 
-/// How long a verified token is trusted without asking the database again: also how long a
-/// revocation made on another server instance takes to reach this one.
+/// How long a verified token is trusted without asking the database again: the bound on
+/// how long a revocation made on another server instance takes to reach this one (a
+/// revocation through this instance takes effect at once).
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// Verified tokens, by hash, for [`TOKEN_CACHE_TTL`], so that a request does not cost a
 /// database lookup. A revocation through this instance takes effect at once.
 pub struct TokenCache {
     db: DatabaseConnection,
-    verified: Mutex<HashMap<String, (Principal, Instant)>>,
+    clock: Clock,
+    verified: Mutex<HashMap<String, (Principal, Duration)>>,
 }
 
 impl TokenCache {
-    /// An empty cache over the tokens of `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
+    /// An empty cache over the tokens of `db`, whose entries expire by `clock`.
+    pub fn new(db: DatabaseConnection, clock: Clock) -> Self {
         TokenCache {
             db,
+            clock,
             verified: Mutex::new(HashMap::new()),
         }
     }
@@ -290,7 +292,7 @@ impl TokenCache {
         let key = hash(token);
         if let Ok(verified) = self.verified.lock()
             && let Some((principal, at)) = verified.get(&key)
-            && at.elapsed() < TOKEN_CACHE_TTL
+            && self.clock.elapsed().saturating_sub(*at) < TOKEN_CACHE_TTL
         {
             return Ok(Some(principal.clone()));
         }
@@ -301,7 +303,7 @@ impl TokenCache {
                     if verified.len() > 10_000 {
                         verified.clear();
                     }
-                    verified.insert(key, (principal.clone(), Instant::now()));
+                    verified.insert(key, (principal.clone(), self.clock.elapsed()));
                 }
                 None => {
                     verified.remove(&key);

@@ -28,7 +28,7 @@ use super::audit::{self, Action, Actor, EntityType, Event};
 use super::impact::GraphCache;
 use super::impact::blast::{BlastContext, BlastRadius};
 use super::numbering::{self, Sequence};
-use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::pagination::{KeyKind, KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::{
     Conn, Error, Patch, Result, check_version, commit, now, optional_trimmed, patch_trimmed,
     required_text, text_limits,
@@ -395,6 +395,14 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<change_request::
         .ok_or_else(|| Error::not_found("change", id))
 }
 
+/// The change with that id, locked until the write transaction `txn` ends (see
+/// [`super::lock_row`]), or `NOT_FOUND`. Every read-modify-write starts here.
+pub async fn get_for_update(txn: &impl ConnectionTrait, id: Uuid) -> Result<change_request::Model> {
+    super::lock_row(txn, change_request::Entity::find_by_id(id))
+        .await?
+        .ok_or_else(|| Error::not_found("change", id))
+}
+
 /// The change with that number (`CHG-000045`), or `NOT_FOUND`.
 pub async fn get_by_number(
     db: &impl ConnectionTrait,
@@ -426,6 +434,7 @@ pub async fn list(
     let select = change_request::Entity::find().filter(filter.condition());
     let key = SortKey::by(
         change_request::Column::CreatedAt,
+        KeyKind::Time,
         change_request::Column::Id,
         true,
         "change:created:desc",
@@ -834,7 +843,7 @@ pub async fn update(
     let ci_ids = changes.ci_ids.map(super::dedup);
     super::check_batch_size(limits, ci_ids.as_ref().map_or(0, Vec::len), "CIs")?;
     let txn = begin_write(db).await?;
-    let before = get(&txn, id).await?;
+    let before = get_for_update(&txn, id).await?;
     check_version(expected_version, before.version)?;
     if !editable(before.state) {
         return Err(Error::InvalidTransition(format!(
@@ -945,7 +954,7 @@ pub async fn transition(
         text_limits::DESCRIPTION,
     )?;
     let txn = begin_write(db).await?;
-    let before = get(&txn, id).await?;
+    let before = get_for_update(&txn, id).await?;
     check_version(expected_version, before.version)?;
     // Submitting a standard change approves it: it is pre-approved.
     let to = if before.change_type == ChangeType::Standard
@@ -1092,7 +1101,7 @@ pub async fn assess(
         )));
     }
     let txn = begin_write(db).await?;
-    let before = get(&txn, id).await?;
+    let before = get_for_update(&txn, id).await?;
     let ci_ids = ci_ids_of(&txn, &[id])
         .await?
         .remove(&id)

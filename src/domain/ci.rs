@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::audit::{self, Action, Actor, EntityType, Event};
 use super::ci_class::{ClassCatalog, validate_attributes};
 use super::discovery::{identity, provenance};
-use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::pagination::{KeyKind, KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::{
     Conn, Error, Patch, Result, TextMatch, check_version, commit, now, optional_trimmed,
     patch_trimmed, required_text, text_limits,
@@ -96,6 +96,17 @@ pub struct CiOrder {
 pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<configuration_item::Model> {
     Entity::find_by_id(id)
         .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("configuration item", id))
+}
+
+/// The configuration item with that id, locked until the write transaction `txn` ends (see
+/// [`super::lock_row`]), or `NOT_FOUND`. Every read-modify-write starts here.
+pub async fn get_for_update(
+    txn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<configuration_item::Model> {
+    super::lock_row(txn, Entity::find_by_id(id))
         .await?
         .ok_or_else(|| Error::not_found("configuration item", id))
 }
@@ -187,15 +198,15 @@ impl CiFilter {
 }
 
 fn sort_key(order: CiOrder) -> SortKey<Column> {
-    let (column, tag) = match (order.field, order.descending) {
-        (CiSortField::Name, false) => (Column::Name, "ci:name:asc"),
-        (CiSortField::Name, true) => (Column::Name, "ci:name:desc"),
-        (CiSortField::CreatedAt, false) => (Column::CreatedAt, "ci:created:asc"),
-        (CiSortField::CreatedAt, true) => (Column::CreatedAt, "ci:created:desc"),
-        (CiSortField::UpdatedAt, false) => (Column::UpdatedAt, "ci:updated:asc"),
-        (CiSortField::UpdatedAt, true) => (Column::UpdatedAt, "ci:updated:desc"),
+    let (column, kind, tag) = match (order.field, order.descending) {
+        (CiSortField::Name, false) => (Column::Name, KeyKind::Text, "ci:name:asc"),
+        (CiSortField::Name, true) => (Column::Name, KeyKind::Text, "ci:name:desc"),
+        (CiSortField::CreatedAt, false) => (Column::CreatedAt, KeyKind::Time, "ci:created:asc"),
+        (CiSortField::CreatedAt, true) => (Column::CreatedAt, KeyKind::Time, "ci:created:desc"),
+        (CiSortField::UpdatedAt, false) => (Column::UpdatedAt, KeyKind::Time, "ci:updated:asc"),
+        (CiSortField::UpdatedAt, true) => (Column::UpdatedAt, KeyKind::Time, "ci:updated:desc"),
     };
-    SortKey::by(column, Column::Id, order.descending, tag)
+    SortKey::by(column, kind, Column::Id, order.descending, tag)
 }
 
 /// One page of the CIs matching `filter`, in `order`.
@@ -404,7 +415,7 @@ pub async fn update(
     let owner = patch_trimmed("owner", changes.owner, text_limits::SHORT)?;
 
     let txn = begin_write(db).await?;
-    let before = get(&txn, id).await?;
+    let before = get_for_update(&txn, id).await?;
     check_version(expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(name) = name {
@@ -456,7 +467,7 @@ pub async fn retire(
     expected_version: Option<i32>,
 ) -> Result<configuration_item::Model> {
     let txn = begin_write(db).await?;
-    let before = get(&txn, id).await?;
+    let before = get_for_update(&txn, id).await?;
     check_version(expected_version, before.version)?;
     if before.status == LifecycleStatus::Retired {
         return Ok(before);
@@ -477,7 +488,7 @@ pub async fn delete(
     expected_version: Option<i32>,
 ) -> Result<configuration_item::Model> {
     let txn = begin_write(db).await?;
-    let ci = get(&txn, id).await?;
+    let ci = get_for_update(&txn, id).await?;
     check_version(expected_version, ci.version)?;
     super::relationship::delete_touching(&txn, actor, id).await?;
     super::service::remove_from_all_services(&txn, actor, id).await?;

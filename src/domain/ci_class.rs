@@ -420,6 +420,7 @@ pub async fn update(
     changes: ClassChanges,
 ) -> Result<ci_class::Model> {
     let txn = begin_write(db).await?;
+    lock_class(&txn, name).await?;
     let catalog = ClassCatalog::load(&txn).await?;
     let before = catalog.by_name(name)?.clone();
     let mut after = before.clone();
@@ -494,6 +495,17 @@ pub async fn update(
     .await?;
     commit(txn).await?;
     Ok(model)
+}
+
+/// Locks the class of that name until the write transaction ends, so that writers of one
+/// class (and of its reconciliation rules) take turns (see [`super::lock_row`]).
+pub async fn lock_class(txn: &impl ConnectionTrait, name: &str) -> Result<()> {
+    super::lock_row(
+        txn,
+        ci_class::Entity::find().filter(ci_class::Column::Name.eq(name)),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Deletes a class that no CI and no subclass uses.

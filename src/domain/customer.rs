@@ -15,7 +15,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::audit::{self, Action, Actor, EntityType, Event};
-use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::pagination::{KeyKind, KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::{
     Conn, Error, Patch, Result, TextMatch, check_version, commit, now, optional_trimmed,
     patch_trimmed, required_text, text_limits,
@@ -56,6 +56,14 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<customer::Model>
         .ok_or_else(|| Error::not_found("customer", id))
 }
 
+/// The customer with that id, locked until the write transaction `txn` ends (see
+/// [`super::lock_row`]), or `NOT_FOUND`. Every read-modify-write starts here.
+pub async fn get_for_update(txn: &impl ConnectionTrait, id: Uuid) -> Result<customer::Model> {
+    super::lock_row(txn, customer::Entity::find_by_id(id))
+        .await?
+        .ok_or_else(|| Error::not_found("customer", id))
+}
+
 /// The customers among `ids` that exist, keyed by id.
 pub async fn get_many(
     db: &impl ConnectionTrait,
@@ -81,6 +89,7 @@ pub async fn list(
     let select = customer::Entity::find().filter(condition(name));
     let key = SortKey::by(
         customer::Column::Name,
+        KeyKind::Text,
         customer::Column::Id,
         false,
         "customer:name:asc",
@@ -265,7 +274,7 @@ pub async fn update(
     };
     let description = patch_trimmed("description", changes.description, text_limits::DESCRIPTION)?;
     let txn = begin_write(db).await?;
-    let before = get(&txn, id).await?;
+    let before = get_for_update(&txn, id).await?;
     check_version(expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(name) = name {
@@ -304,7 +313,7 @@ pub async fn subscribe(
 ) -> Result<customer::Model> {
     let agreement = optional_trimmed("agreement", agreement, text_limits::SHORT)?;
     let txn = begin_write(db).await?;
-    let before = get(&txn, customer_id).await?;
+    let before = get_for_update(&txn, customer_id).await?;
     super::service::get(&txn, service_id)
         .await
         .map_err(|err| err.within("serviceId"))?;
@@ -349,7 +358,7 @@ pub async fn unsubscribe(
     service_id: Uuid,
 ) -> Result<customer::Model> {
     let txn = begin_write(db).await?;
-    let before = get(&txn, customer_id).await?;
+    let before = get_for_update(&txn, customer_id).await?;
     let before_links = links(&txn, customer_id).await?;
     if !before_links.iter().any(|l| l.service_id == service_id) {
         return Ok(before);
@@ -385,7 +394,7 @@ pub async fn delete(
     expected_version: Option<i32>,
 ) -> Result<customer::Model> {
     let txn = begin_write(db).await?;
-    let before = get(&txn, id).await?;
+    let before = get_for_update(&txn, id).await?;
     check_version(expected_version, before.version)?;
     let services = links(&txn, id).await?;
     customer::Entity::delete_by_id(id).exec(&txn).await?;

@@ -24,7 +24,7 @@ use super::audit::{self, Action, Actor, EntityType, Event};
 use super::impact::GraphCache;
 use super::impact::blast::blast_radius;
 use super::numbering::{self, Sequence};
-use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::pagination::{KeyKind, KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::{
     Conn, Error, Patch, Result, check_version, commit, now, optional_trimmed, patch_trimmed,
     required_text, text_limits,
@@ -105,9 +105,8 @@ pub async fn set_priority_rule(
         ));
     }
     let txn = begin_write(db).await?;
-    let before = priority_rule::Entity::find_by_id((impact, urgency))
-        .one(&txn)
-        .await?;
+    let before =
+        super::lock_row(&txn, priority_rule::Entity::find_by_id((impact, urgency))).await?;
     let after = priority_rule::Model {
         impact,
         urgency,
@@ -265,6 +264,14 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<incident::Model>
         .ok_or_else(|| Error::not_found("incident", id))
 }
 
+/// The incident with that id, locked until the write transaction `txn` ends (see
+/// [`super::lock_row`]), or `NOT_FOUND`. Every read-modify-write starts here.
+pub async fn get_for_update(txn: &impl ConnectionTrait, id: Uuid) -> Result<incident::Model> {
+    super::lock_row(txn, incident::Entity::find_by_id(id))
+        .await?
+        .ok_or_else(|| Error::not_found("incident", id))
+}
+
 /// The incident with that number (`INC-000123`), or `NOT_FOUND`.
 pub async fn get_by_number(db: &impl ConnectionTrait, number: &str) -> Result<incident::Model> {
     incident::Entity::find()
@@ -292,6 +299,7 @@ pub async fn list(
     let select = incident::Entity::find().filter(filter.condition());
     let key = SortKey::by(
         incident::Column::OpenedAt,
+        KeyKind::Time,
         incident::Column::Id,
         true,
         "incident:opened:desc",
@@ -664,7 +672,7 @@ pub async fn update(
         "CIs and services",
     )?;
     let txn = begin_write(db).await?;
-    let before = get(&txn, id).await?;
+    let before = get_for_update(&txn, id).await?;
     check_version(expected_version, before.version)?;
     if before.state == IncidentState::Closed {
         return Err(Error::InvalidTransition(format!(
@@ -766,7 +774,7 @@ pub async fn transition(
     )?;
     let at = at.map(|at| past_moment("at", at)).transpose()?;
     let txn = begin_write(db).await?;
-    let before = get(&txn, id).await?;
+    let before = get_for_update(&txn, id).await?;
     check_version(expected_version, before.version)?;
     if !can_transition(before.state, to) {
         return Err(Error::InvalidTransition(format!(

@@ -105,6 +105,44 @@ pub enum KeyValue {
     Uuid(Uuid),
 }
 
+/// The type of a sort value or id; a cursor's values must have the types of its ordering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Text,
+    Time,
+    Int,
+    Uuid,
+}
+
+/// Longest cursor accepted, in characters: real cursors are under 200.
+const MAX_CURSOR_CHARS: usize = 1_024;
+/// Longest text sort value a cursor may carry, in characters (names are at most 255).
+const MAX_CURSOR_TEXT_CHARS: usize = 512;
+
+impl KeyValue {
+    fn kind(&self) -> KeyKind {
+        match self {
+            KeyValue::Text(_) => KeyKind::Text,
+            KeyValue::Time(_) => KeyKind::Time,
+            KeyValue::Int(_) => KeyKind::Int,
+            KeyValue::Uuid(_) => KeyKind::Uuid,
+        }
+    }
+
+    /// Whether every engine can compare a column with this value: text without NUL and
+    /// of a sane length, a time within the years both engines store.
+    fn storable(&self) -> bool {
+        use chrono::Datelike;
+        match self {
+            KeyValue::Text(text) => {
+                !text.contains('\0') && text.chars().count() <= MAX_CURSOR_TEXT_CHARS
+            }
+            KeyValue::Time(time) => (1..=9999).contains(&time.year()),
+            KeyValue::Int(_) | KeyValue::Uuid(_) => true,
+        }
+    }
+}
+
 impl From<KeyValue> for Value {
     fn from(value: KeyValue) -> Self {
         match value {
@@ -134,17 +172,32 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(json)
     }
 
-    fn decode(field: &str, text: &str, tag: &str) -> Result<Self> {
+    /// Reads a cursor a client sent back. A cursor is client input: every part is checked
+    /// against the ordering it must belong to (its tag, the type of each value, the range
+    /// of each value), so that a tampered cursor is `VALIDATION` on every engine and never
+    /// reaches the database as a comparison it cannot make.
+    fn decode<C>(field: &str, text: &str, key: &SortKey<C>) -> Result<Self> {
         let invalid = || Error::invalid(field, format!("`{field}` is not a valid cursor"));
+        if text.len() > MAX_CURSOR_CHARS {
+            return Err(invalid());
+        }
         let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
         let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-        if cursor.o != tag {
+        if cursor.o != key.tag {
             return Err(Error::invalid(
                 field,
                 format!(
                     "`{field}` is a cursor of another ordering or list; restart from the first page"
                 ),
             ));
+        }
+        let primary_fits = match (&cursor.k, key.primary_kind) {
+            (None, None) => true,
+            (Some(value), Some(kind)) => value.kind() == kind && value.storable(),
+            _ => false,
+        };
+        if !primary_fits || cursor.i.kind() != key.id_kind || !cursor.i.storable() {
+            return Err(invalid());
         }
         Ok(cursor)
     }
@@ -154,33 +207,43 @@ impl Cursor {
 #[derive(Debug, Clone)]
 pub struct SortKey<C> {
     pub primary: Option<C>,
+    /// The type of the primary column's values.
+    pub primary_kind: Option<KeyKind>,
     pub id: C,
+    /// The type of the id column's values.
+    pub id_kind: KeyKind,
     pub descending: bool,
     /// Names the list and ordering; cursors carry it.
     pub tag: &'static str,
 }
 
-impl<C: ColumnTrait> SortKey<C> {
-    /// Ordering by a column, ties broken by id.
-    pub fn by(primary: C, id: C, descending: bool, tag: &'static str) -> Self {
+impl<C> SortKey<C> {
+    /// Ordering by a column holding `kind` values, ties broken by a UUID id.
+    pub fn by(primary: C, kind: KeyKind, id: C, descending: bool, tag: &'static str) -> Self {
         SortKey {
             primary: Some(primary),
+            primary_kind: Some(kind),
             id,
+            id_kind: KeyKind::Uuid,
             descending,
             tag,
         }
     }
 
-    /// Ordering by id alone.
-    pub fn by_id(id: C, descending: bool, tag: &'static str) -> Self {
+    /// Ordering by an id holding `kind` values alone.
+    pub fn by_id(id: C, kind: KeyKind, descending: bool, tag: &'static str) -> Self {
         SortKey {
             primary: None,
+            primary_kind: None,
             id,
+            id_kind: kind,
             descending,
             tag,
         }
     }
+}
 
+impl<C: ColumnTrait> SortKey<C> {
     /// Rows strictly beyond the cursor, walking ascending or descending.
     fn beyond(&self, cursor: &Cursor, ascending: bool) -> Condition {
         let id: Value = cursor.i.clone().into();
@@ -222,12 +285,12 @@ where
     let after = window
         .after
         .as_deref()
-        .map(|text| Cursor::decode("after", text, key.tag))
+        .map(|text| Cursor::decode("after", text, key))
         .transpose()?;
     let before = window
         .before
         .as_deref()
-        .map(|text| Cursor::decode("before", text, key.tag))
+        .map(|text| Cursor::decode("before", text, key))
         .transpose()?;
     let ascending = !key.descending;
     let after_condition = after.as_ref().map(|c| key.beyond(c, ascending));
@@ -352,16 +415,56 @@ mod tests {
             i: KeyValue::Uuid(Uuid::nil()),
         };
         let text = cursor.encode();
-        let decoded = Cursor::decode("after", &text, "ci:name:asc").unwrap();
+        let by_name = SortKey::by("name", KeyKind::Text, "id", false, "ci:name:asc");
+        let decoded = Cursor::decode("after", &text, &by_name).unwrap();
         assert_eq!(decoded.k, cursor.k);
         assert_eq!(decoded.i, cursor.i);
-        let err = Cursor::decode("after", &text, "ci:name:desc").unwrap_err();
+        let other = SortKey::by("name", KeyKind::Text, "id", true, "ci:name:desc");
+        let err = Cursor::decode("after", &text, &other).unwrap_err();
         assert_eq!(err.code(), "VALIDATION");
         assert_eq!(
-            Cursor::decode("after", "not a cursor", "ci:name:asc")
+            Cursor::decode("after", "not a cursor", &by_name)
                 .unwrap_err()
                 .code(),
             "VALIDATION"
         );
+    }
+
+    #[test]
+    fn a_cursor_whose_values_have_other_types_or_ranges_is_refused() {
+        let by_name = SortKey::by("name", KeyKind::Text, "id", false, "ci:name:asc");
+        let tampered = [
+            (Some(KeyValue::Int(5)), KeyValue::Uuid(Uuid::nil())),
+            (Some(KeyValue::Text("a".into())), KeyValue::Int(1)),
+            (None, KeyValue::Uuid(Uuid::nil())),
+            (
+                Some(KeyValue::Text("nul\0".into())),
+                KeyValue::Uuid(Uuid::nil()),
+            ),
+            (
+                Some(KeyValue::Text("x".repeat(600))),
+                KeyValue::Uuid(Uuid::nil()),
+            ),
+        ];
+        for (k, i) in tampered {
+            let text = Cursor {
+                o: "ci:name:asc".into(),
+                k: k.clone(),
+                i,
+            }
+            .encode();
+            assert_eq!(
+                Cursor::decode("after", &text, &by_name)
+                    .map(|_| ())
+                    .map_err(|e| e.code()),
+                Err("VALIDATION"),
+                "{k:?}"
+            );
+        }
+        let by_time = SortKey::by("at", KeyKind::Time, "id", false, "t");
+        let far = r#"{"o":"t","k":{"t":"Time","v":"+200000-01-01T00:00:00Z"},"i":{"t":"Uuid","v":"00000000-0000-0000-0000-000000000000"}}"#;
+        let text = URL_SAFE_NO_PAD.encode(far);
+        assert!(Cursor::decode("after", &text, &by_time).is_err());
+        assert!(Cursor::decode("after", &"A".repeat(2_000), &by_time).is_err());
     }
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::audit::{self, Action, Actor, EntityType, Event};
 use super::ci_class::MAX_ATTRIBUTES_BYTES;
-use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::pagination::{KeyKind, KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::relationship_type::TypeCatalog;
 use super::{Conn, Error, Result, commit, now};
 use crate::db::begin_write;
@@ -152,6 +152,7 @@ pub async fn list(
     let select = Entity::find().filter(filter.condition(&types)?);
     let key = SortKey::by(
         Column::CreatedAt,
+        KeyKind::Time,
         Column::Id,
         false,
         "relationship:created:asc",

@@ -158,6 +158,12 @@ pub async fn update(
     changes: RelationshipTypeChanges,
 ) -> Result<relationship_type::Model> {
     let txn = begin_write(db).await?;
+    // Writers of one type take turns (see `lock_row`).
+    super::lock_row(
+        &txn,
+        relationship_type::Entity::find().filter(relationship_type::Column::Name.eq(name)),
+    )
+    .await?;
     let before = TypeCatalog::load(&txn).await?.by_name(name)?.clone();
     let mut after = before.clone();
     if let Some(label) = changes.inverse_label {

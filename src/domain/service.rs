@@ -18,7 +18,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::audit::{self, Action, Actor, EntityType, Event};
-use super::pagination::{KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::pagination::{KeyKind, KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::{
     Conn, Error, Patch, Result, TextMatch, check_version, commit, now, optional_trimmed,
     patch_trimmed, required_text, text_limits,
@@ -71,6 +71,14 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<service::Model> 
         .ok_or_else(|| Error::not_found("service", id))
 }
 
+/// The service with that id, locked until the write transaction `txn` ends (see
+/// [`super::lock_row`]), or `NOT_FOUND`. Every read-modify-write starts here.
+pub async fn get_for_update(txn: &impl ConnectionTrait, id: Uuid) -> Result<service::Model> {
+    super::lock_row(txn, Entity::find_by_id(id))
+        .await?
+        .ok_or_else(|| Error::not_found("service", id))
+}
+
 /// The services among `ids` that exist, keyed by id.
 pub async fn get_many(
     db: &impl ConnectionTrait,
@@ -112,7 +120,13 @@ pub async fn list(
     window: &PageWindow,
 ) -> Result<Page<service::Model>> {
     let select = Entity::find().filter(filter.condition());
-    let key = SortKey::by(Column::Name, Column::Id, false, "service:name:asc");
+    let key = SortKey::by(
+        Column::Name,
+        KeyKind::Text,
+        Column::Id,
+        false,
+        "service:name:asc",
+    );
     fetch_page(db, select, &key, window, |s| {
         (Some(KeyValue::Text(s.name.clone())), KeyValue::Uuid(s.id))
     })
@@ -338,7 +352,7 @@ pub async fn update(
         .map(|n| required_text("name", &n, text_limits::NAME))
         .transpose()?;
     let txn = begin_write(db).await?;
-    let before = get(&txn, id).await?;
+    let before = get_for_update(&txn, id).await?;
     check_version(expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(name) = name {
@@ -396,7 +410,7 @@ pub async fn add_members(
     let ci_ids = super::dedup(ci_ids);
     super::check_batch_size(limits, ci_ids.len(), "members")?;
     let txn = begin_write(db).await?;
-    let before = get(&txn, service_id).await?;
+    let before = get_for_update(&txn, service_id).await?;
     super::ci::ensure_exist(&txn, "ciIds", &ci_ids).await?;
     let current = member_ids(&txn, service_id).await?;
     let existing: HashSet<Uuid> = current.iter().copied().collect();
@@ -437,7 +451,7 @@ pub async fn remove_members(
     let ci_ids = super::dedup(ci_ids);
     super::check_batch_size(limits, ci_ids.len(), "members")?;
     let txn = begin_write(db).await?;
-    let before = get(&txn, service_id).await?;
+    let before = get_for_update(&txn, service_id).await?;
     let after = remove_members_in(&txn, actor, &before, &ci_ids).await?;
     commit(txn).await?;
     Ok(after)
@@ -536,7 +550,7 @@ pub async fn delete(
     expected_version: Option<i32>,
 ) -> Result<service::Model> {
     let txn = begin_write(db).await?;
-    let service = get(&txn, id).await?;
+    let service = get_for_update(&txn, id).await?;
     check_version(expected_version, service.version)?;
     let members = member_ids(&txn, id).await?;
     service_member::Entity::delete_many()

@@ -90,7 +90,8 @@ pub async fn set(
     check_targets(availability_target, &targets)?;
     targets.sort_by_key(|t| t.priority);
     let txn = begin_write(db).await?;
-    super::service::get(&txn, service_id).await?;
+    // Locking the service serialises writers of its service level.
+    super::service::get_for_update(&txn, service_id).await?;
     let before = service_level::Entity::find_by_id(service_id)
         .one(&txn)
         .await?;

@@ -5,9 +5,16 @@
 //! The same pass over the document counts aliases, which multiply work at no cost to the
 //! client.
 
-use async_graphql::Name;
+use std::borrow::Cow;
+use std::collections::HashSet;
+
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+    DocumentOperations, ExecutableDocument, Field, OperationType, Selection, SelectionSet,
+};
+use async_graphql::registry::Registry;
+use async_graphql::resolver_utils::{ContainerType, resolve_container};
+use async_graphql::{
+    Context, ContextSelectionSet, Name, ObjectType, OutputType, Positioned, ServerResult, Value,
 };
 
 use crate::domain::auth::{Permission, Principal};
@@ -108,48 +115,65 @@ pub struct Inspection {
     pub aliases: usize,
 }
 
-fn root_fields(
-    document: &ExecutableDocument,
-    set: &SelectionSet,
-    into: &mut Vec<String>,
-    depth: usize,
-) {
-    if depth > 16 {
-        return;
-    }
-    for selection in &set.items {
-        match &selection.node {
-            Selection::Field(field) => into.push(field.node.name.node.to_string()),
-            Selection::InlineFragment(fragment) => {
-                root_fields(document, &fragment.node.selection_set.node, into, depth + 1)
-            }
-            Selection::FragmentSpread(spread) => {
-                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
-                    root_fields(document, &fragment.node.selection_set.node, into, depth + 1);
+/// The root fields `set` selects, through inline fragments and fragment spreads at any
+/// depth: an explicit stack rather than recursion, and each fragment walked once, so the
+/// walk always ends and never stops short (a decision that stops short fails open).
+fn root_fields(document: &ExecutableDocument, set: &SelectionSet) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut walked: HashSet<&str> = HashSet::new();
+    let mut stack = vec![set];
+    while let Some(set) = stack.pop() {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.as_str();
+                    if !fields.iter().any(|f| f == name) {
+                        fields.push(name.to_owned());
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    stack.push(&fragment.node.selection_set.node)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    if walked.insert(name)
+                        && let Some(fragment) = document.fragments.get(name)
+                    {
+                        stack.push(&fragment.node.selection_set.node);
+                    }
                 }
             }
         }
     }
+    fields
 }
 
+/// Aliased fields in `set` and everything nested in it (fragments are counted where they
+/// are defined).
 fn count_aliases(set: &SelectionSet) -> usize {
-    set.items
-        .iter()
-        .map(|selection| match &selection.node {
-            Selection::Field(field) => {
-                usize::from(field.node.alias.is_some())
-                    + count_aliases(&field.node.selection_set.node)
+    let mut count = 0;
+    let mut stack = vec![set];
+    while let Some(set) = stack.pop() {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    count += usize::from(field.node.alias.is_some());
+                    stack.push(&field.node.selection_set.node);
+                }
+                Selection::InlineFragment(fragment) => {
+                    stack.push(&fragment.node.selection_set.node)
+                }
+                Selection::FragmentSpread(_) => {}
             }
-            Selection::InlineFragment(fragment) => count_aliases(&fragment.node.selection_set.node),
-            Selection::FragmentSpread(_) => 0,
-        })
-        .sum()
+        }
+    }
+    count
 }
 
-/// Inspects a request's document; `None` when it does not parse or names no operation it
-/// has (execution then reports the problem with its own code).
-pub fn inspect(query: &str, operation_name: Option<&str>) -> Option<Inspection> {
-    let document = async_graphql::parser::parse_query(query).ok()?;
+/// Inspects a parsed document for the operation that will run; `None` when the document
+/// does not say which operation that is (execution then refuses it with its own message,
+/// and the root guard still checks every field that could run).
+pub fn inspect(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<Inspection> {
     let operation = match &document.operations {
         DocumentOperations::Single(operation) => operation,
         DocumentOperations::Multiple(operations) => match operation_name {
@@ -158,29 +182,59 @@ pub fn inspect(query: &str, operation_name: Option<&str>) -> Option<Inspection> 
             None => return None,
         },
     };
-    let mut fields = Vec::new();
-    root_fields(
-        &document,
-        &operation.node.selection_set.node,
-        &mut fields,
-        0,
-    );
-    let aliases = match &document.operations {
-        DocumentOperations::Single(operation) => count_aliases(&operation.node.selection_set.node),
-        DocumentOperations::Multiple(operations) => operations
+    let fields = root_fields(document, &operation.node.selection_set.node);
+    let aliases = document
+        .operations
+        .iter()
+        .map(|(_, o)| count_aliases(&o.node.selection_set.node))
+        .sum::<usize>()
+        + document
+            .fragments
             .values()
-            .map(|o| count_aliases(&o.node.selection_set.node))
-            .sum(),
-    } + document
-        .fragments
-        .values()
-        .map(|f| count_aliases(&f.node.selection_set.node))
-        .sum::<usize>();
+            .map(|f| count_aliases(&f.node.selection_set.node))
+            .sum::<usize>();
     Some(Inspection {
         operation: operation.node.ty,
         root_fields: fields,
         aliases,
     })
+}
+
+/// Whether `principal` may run the root field `field` of an `operation`: the one decision,
+/// used both for the whole document before it runs and by the root guard as each root
+/// field resolves.
+pub fn check_field(
+    principal: Option<&Principal>,
+    allow_anonymous_read: bool,
+    operation: OperationType,
+    field: &str,
+) -> Result<(), Error> {
+    if field.starts_with("__") {
+        return check_read(principal, allow_anonymous_read);
+    }
+    let needed = permission(operation, field);
+    match principal {
+        Some(principal) if principal.role.allows(needed) => Ok(()),
+        Some(principal) => Err(Error::Forbidden(format!(
+            "`{field}` is not allowed for the role `{}` of token `{}`",
+            principal.role.as_str(),
+            principal.name
+        ))),
+        None if needed == Permission::Read && allow_anonymous_read => Ok(()),
+        None => Err(Error::Unauthenticated(format!(
+            "`{field}` needs an API token: send `Authorization: Bearer <token>`"
+        ))),
+    }
+}
+
+/// Whether the caller may read at all: any token, or none when anonymous reads are on.
+pub fn check_read(principal: Option<&Principal>, allow_anonymous_read: bool) -> Result<(), Error> {
+    if principal.is_none() && !allow_anonymous_read {
+        return Err(Error::Unauthenticated(
+            "this server needs an API token: send `Authorization: Bearer <token>`".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the caller may run the inspected operation, within the limits.
@@ -197,39 +251,77 @@ pub fn authorize(
         )));
     }
     for field in &inspection.root_fields {
-        if field.starts_with("__") {
-            continue;
-        }
-        let needed = permission(inspection.operation, field);
-        match principal {
-            Some(principal) if principal.role.allows(needed) => {}
-            Some(principal) => {
-                return Err(Error::Forbidden(format!(
-                    "`{field}` is not allowed for the role `{}` of token `{}`",
-                    principal.role.as_str(),
-                    principal.name
-                )));
-            }
-            None if needed == Permission::Read && allow_anonymous_read => {}
-            None => {
-                return Err(Error::Unauthenticated(format!(
-                    "`{field}` needs an API token: send `Authorization: Bearer <token>`"
-                )));
-            }
-        }
+        check_field(principal, allow_anonymous_read, inspection.operation, field)?;
     }
-    if principal.is_none() && !allow_anonymous_read {
-        return Err(Error::Unauthenticated(
-            "this server needs an API token: send `Authorization: Bearer <token>`".into(),
-        ));
-    }
-    Ok(())
+    check_read(principal, allow_anonymous_read)
 }
+
+/// Whether requests without a token may read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccessPolicy {
+    pub allow_anonymous_read: bool,
+}
+
+/// A root operation type whose every field is checked by [`Guarded`].
+pub trait Root: ContainerType {
+    /// The operation this type is the root of.
+    const OPERATION: OperationType;
+}
+
+/// A root type that asks [`check_field`] before resolving each of its fields, so that no
+/// way of writing a document (fragments at any depth, spreads, directives) reaches a field
+/// that was not allowed: the check sits where the field executes, not in a walk that could
+/// be fooled. The whole document was also checked before it ran (all or nothing).
+#[derive(Default)]
+pub struct Guarded<T>(pub T);
+
+impl<T: Root> ContainerType for Guarded<T> {
+    async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
+        let policy = ctx.data_opt::<AccessPolicy>().copied().unwrap_or_default();
+        check_field(
+            ctx.data_opt::<Principal>(),
+            policy.allow_anonymous_read,
+            T::OPERATION,
+            ctx.item.node.name.node.as_str(),
+        )
+        .map_err(|err| async_graphql::Error::from(err).into_server_error(ctx.item.pos))?;
+        self.0.resolve_field(ctx).await
+    }
+
+    async fn find_entity(&self, ctx: &Context<'_>, params: &Value) -> ServerResult<Option<Value>> {
+        self.0.find_entity(ctx, params).await
+    }
+}
+
+impl<T: Root> OutputType for Guarded<T> {
+    fn type_name() -> Cow<'static, str> {
+        T::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        T::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        resolve_container(ctx, self).await
+    }
+}
+
+impl<T: Root + ObjectType> ObjectType for Guarded<T> {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::auth::Role;
+
+    fn inspect(query: &str, operation_name: Option<&str>) -> Option<Inspection> {
+        let document = async_graphql::parser::parse_query(query).ok()?;
+        super::inspect(&document, operation_name)
+    }
 
     fn caller(role: Role) -> Principal {
         Principal {
@@ -318,5 +410,79 @@ mod tests {
         let err = authorize(Some(&caller(Role::Admin)), false, &query, &limits).unwrap_err();
         assert_eq!(err.code(), "LIMIT_EXCEEDED");
         assert!(err.to_string().contains("max_query_aliases"));
+    }
+
+    /// A root with one field no table lists, to run the guard alone, without the walk
+    /// over the document that normally refuses first.
+    #[derive(Default)]
+    struct Probe;
+
+    #[async_graphql::Object]
+    impl Probe {
+        async fn something_new(&self) -> bool {
+            true
+        }
+    }
+
+    impl Root for Probe {
+        const OPERATION: OperationType = OperationType::Mutation;
+    }
+
+    #[derive(Default)]
+    struct ProbeQuery;
+
+    #[async_graphql::Object]
+    impl ProbeQuery {
+        async fn api_tokens(&self) -> bool {
+            true
+        }
+        async fn services(&self) -> bool {
+            true
+        }
+    }
+
+    impl Root for ProbeQuery {
+        const OPERATION: OperationType = OperationType::Query;
+    }
+
+    #[tokio::test]
+    async fn the_root_guard_refuses_each_field_the_caller_may_not_run() {
+        let schema = async_graphql::Schema::build(
+            Guarded(ProbeQuery),
+            Guarded(Probe),
+            async_graphql::EmptySubscription,
+        )
+        .finish();
+        let run = |query: &'static str, role: Role| {
+            let schema = schema.clone();
+            async move {
+                let request = async_graphql::Request::new(query).data(caller(role));
+                schema.execute(request).await
+            }
+        };
+        let response = run("mutation { somethingNew }", Role::Editor).await;
+        assert_eq!(response.errors.len(), 1, "{response:?}");
+        let code = response.errors[0]
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("code").cloned());
+        assert_eq!(code, Some(Value::from("FORBIDDEN")));
+        let nested = "mutation { ... on Probe { ... on Probe { somethingNew } } }";
+        let nested_response = run(nested, Role::Viewer).await;
+        assert_eq!(
+            nested_response.errors.len(),
+            1,
+            "{:?}",
+            nested_response.errors
+        );
+        assert!(run(nested, Role::Admin).await.errors.is_empty());
+        let read = run("{ services apiTokens }", Role::Viewer).await;
+        assert_eq!(read.errors.len(), 1, "only apiTokens is refused");
+        let anonymous = schema.execute("{ services }").await;
+        assert_eq!(
+            anonymous.errors.len(),
+            1,
+            "no principal, no anonymous reads"
+        );
     }
 }

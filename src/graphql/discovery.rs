@@ -228,7 +228,7 @@ fn plain_field(field: &str) -> String {
 
 fn error(rejection: Option<upsert::Rejection>) -> Option<UpsertError> {
     rejection.map(|r| UpsertError {
-        code: r.code,
+        code: r.code.to_owned(),
         message: r.message,
     })
 }

@@ -70,11 +70,10 @@ fn limit_message(message: &str) -> Option<&'static str> {
 /// documents that do not fit the schema, exceeded limits, and argument values that could
 /// not be coerced. Done after execution rather than in an extension, because an extension
 /// puts every field of every response on async-graphql's slower resolution path.
-pub fn add_codes(query: &str, response: &mut async_graphql::Response) {
+pub fn add_codes(response: &mut async_graphql::Response) {
     if response.errors.is_empty() {
         return;
     }
-    let mut parses: Option<bool> = None;
     for error in std::mem::take(&mut response.errors) {
         let error = if let Some(message) = limit_message(&error.message) {
             with_code(
@@ -85,22 +84,46 @@ pub fn add_codes(query: &str, response: &mut async_graphql::Response) {
                 "LIMIT_EXCEEDED",
             )
         } else if error.path.is_empty() {
-            // Request-level: the document did not parse, or did not validate.
-            let parses =
-                *parses.get_or_insert_with(|| async_graphql::parser::parse_query(query).is_ok());
-            with_code(
-                error,
-                if parses {
-                    VALIDATION_FAILED
-                } else {
-                    PARSE_FAILED
-                },
-            )
+            // Request-level: documents that do not parse are refused, with their code,
+            // before execution; what remains did not validate.
+            with_code(error, VALIDATION_FAILED)
         } else {
             // Errors without a code inside execution come from coercing argument values,
             // which our resolvers never see: they are bad input.
             with_code(error, "VALIDATION")
         };
         response.errors.push(error);
+    }
+}
+
+/// Longest error message sent, in characters: messages name parts of the document, and a
+/// response must not grow with the size of a hostile one.
+const MAX_MESSAGE_CHARS: usize = 500;
+
+/// Keeps at most `max` errors, each message at most [`MAX_MESSAGE_CHARS`] long; when errors
+/// were left out, a last one says how many.
+pub fn bound_errors(response: &mut async_graphql::Response, max: usize) {
+    for error in &mut response.errors {
+        if error.message.chars().count() > MAX_MESSAGE_CHARS {
+            let mut cut: String = error.message.chars().take(MAX_MESSAGE_CHARS).collect();
+            cut.push_str("...");
+            error.message = cut;
+        }
+    }
+    let max = max.max(1);
+    if response.errors.len() > max {
+        let left_out = response.errors.len() - max;
+        response.errors.truncate(max);
+        let mut summary = ServerError::new(
+            format!(
+                "{left_out} more errors were left out of this response (limit `max_response_errors`)"
+            ),
+            None,
+        );
+        summary
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", "LIMIT_EXCEEDED");
+        response.errors.push(summary);
     }
 }

@@ -3,7 +3,9 @@
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::helpers::{CiBuilder, TestApp};
+use cmdb::domain::auth::Role;
+
+use crate::helpers::{self, CiBuilder, TestApp};
 
 #[tokio::test]
 async fn not_found_names_the_missing_thing() {
@@ -102,9 +104,11 @@ async fn malformed_operations_get_graphql_codes() {
         "{code}"
     );
 
+    let token = app.token(helpers::ADMIN, Role::Admin).await;
     let body = app
         .client
         .post(format!("{}/graphql", app.address))
+        .bearer_auth(token)
         .header("content-type", "application/json")
         .body("{ not json")
         .send()

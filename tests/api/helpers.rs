@@ -67,7 +67,7 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     statements: Arc<AtomicUsize>,
     config: DbConfig,
-    limits: Limits,
+    settings: Settings,
     /// API tokens by name; requests use `test-admin` unless told otherwise.
     tokens: Arc<Mutex<HashMap<String, String>>>,
     _guard: Option<Arc<DbGuard>>,
@@ -187,17 +187,14 @@ impl TestApp {
         app
     }
 
-    /// A second server instance on the same database, with its own caches: what runs
-    /// behind a load balancer.
+    /// A second server instance on the same database, with its own caches (and the same
+    /// settings and clock): what runs behind a load balancer.
     pub async fn another_instance(&self) -> TestApp {
         Self::serve(
             self.config.clone(),
-            Settings {
-                limits: self.limits.clone(),
-                ..Settings::default()
-            },
+            self.settings.clone(),
             HttpOptions {
-                max_body_bytes: self.limits.max_body_bytes,
+                max_body_bytes: self.settings.limits.max_body_bytes,
                 ..Default::default()
             },
             self._guard.clone(),
@@ -229,6 +226,7 @@ impl TestApp {
         tokens: Arc<Mutex<HashMap<String, String>>>,
     ) -> TestApp {
         let limits = settings.limits.clone();
+        let kept_settings = settings.clone();
         let mut db = db::connect(&config)
             .await
             .expect("connect to the test database");
@@ -263,7 +261,7 @@ impl TestApp {
             db,
             statements,
             config,
-            limits,
+            settings: kept_settings,
             tokens,
             _guard: guard,
         }

@@ -8,12 +8,14 @@
 mod helpers;
 
 mod access;
+mod admission;
 mod audit;
 mod catalog;
 mod changes;
 mod configuration_items;
 mod discovery;
 mod errors;
+mod escalation;
 mod health;
 mod http;
 mod impact;

@@ -144,6 +144,7 @@ pub async fn set(
         ));
     }
     let txn = begin_write(db).await?;
+    crate::domain::ci_class::lock_class(&txn, input.class.trim()).await?;
     let catalog = ClassCatalog::load(&txn).await?;
     let class = catalog.resolve("class", input.class.trim())?.clone();
     let before = Entity::find_by_id((class.id, field.clone()))

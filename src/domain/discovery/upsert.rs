@@ -109,14 +109,15 @@ pub enum Outcome {
 /// Why an item or relationship was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    pub code: String,
+    /// The code of the [`Error`] that refused it.
+    pub code: &'static str,
     pub message: String,
 }
 
 impl From<Error> for Rejection {
     fn from(err: Error) -> Self {
         Rejection {
-            code: err.code().to_owned(),
+            code: err.code(),
             message: err.to_string(),
         }
     }
@@ -188,11 +189,6 @@ pub struct UpsertReport {
     pub relationship_results: Vec<RelationshipResult>,
 }
 
-/// The code of items rejected only because the batch is atomic and another item failed.
-pub const BATCH_REJECTED: &str = "BATCH_REJECTED";
-/// The code of items that match several CIs.
-pub const AMBIGUOUS_IDENTITY: &str = "AMBIGUOUS_IDENTITY";
-
 /// A write lost a race with another writer; the batch is replayed.
 #[derive(Debug, thiserror::Error)]
 #[error("a CI changed while the batch was being written")]
@@ -205,15 +201,9 @@ fn is_retryable(err: &Error) -> bool {
     if cause.downcast_ref::<ConcurrentChange>().is_some() {
         return true;
     }
-    let Some(db_err) = cause.downcast_ref::<DbErr>() else {
-        return false;
-    };
-    let text = db_err.to_string().to_lowercase();
-    text.contains("database is locked")
-        || text.contains("40001")
-        || text.contains("40p01")
-        || text.contains("could not serialize")
-        || text.contains("deadlock")
+    cause
+        .downcast_ref::<DbErr>()
+        .is_some_and(crate::error::is_lost_race)
 }
 
 /// Applies one batch. Rejected items are reported, not raised; an error is returned only for
@@ -404,10 +394,7 @@ fn rejected(index: usize, error: Rejection) -> ItemResult {
 }
 
 fn ambiguous(message: String) -> Rejection {
-    Rejection {
-        code: AMBIGUOUS_IDENTITY.into(),
-        message,
-    }
+    Error::AmbiguousIdentity(message).into()
 }
 
 /// The value of a core field on a CI, as JSON for comparisons.
@@ -1603,10 +1590,7 @@ async fn apply(
                 r.unwrap_or_else(|| {
                     rejected(
                         index,
-                        Rejection {
-                            code: "INTERNAL".into(),
-                            message: "the item was not processed".into(),
-                        },
+                        Error::internal(anyhow::anyhow!("item {index} was not processed")).into(),
                     )
                 })
             })
@@ -1620,10 +1604,10 @@ async fn apply(
                     index,
                     relationship_id: None,
                     outcome: Outcome::Rejected,
-                    error: Some(Rejection {
-                        code: "INTERNAL".into(),
-                        message: "the relationship was not processed".into(),
-                    }),
+                    error: Some(
+                        Error::internal(anyhow::anyhow!("relationship {index} was not processed"))
+                            .into(),
+                    ),
                 })
             })
             .collect(),
@@ -1683,10 +1667,7 @@ fn refuse_all(mut report: UpsertReport) -> UpsertReport {
         }
         (None, None) => "not written: the batch is atomic".to_owned(),
     };
-    let refusal = Rejection {
-        code: BATCH_REJECTED.into(),
-        message: why,
-    };
+    let refusal = Rejection::from(Error::BatchRejected(why));
     for r in &mut report.item_results {
         if r.error.is_none() {
             *r = rejected(r.index, refusal.clone());
