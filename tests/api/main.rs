@@ -12,6 +12,7 @@ mod admission;
 mod audit;
 mod catalog;
 mod changes;
+mod concurrency;
 mod configuration_items;
 mod discovery;
 mod errors;

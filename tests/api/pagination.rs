@@ -172,3 +172,107 @@ async fn page_size_limits_are_enforced() {
     );
     assert_eq!(default_page["pageInfo"]["hasNextPage"], json!(true));
 }
+
+/// A cursor a client made up: any ordering tag, any types, any values.
+fn forged_cursor() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let tag = prop_oneof![
+        Just("ci:name:asc".to_owned()),
+        Just("ci:created:desc".to_owned()),
+        Just("audit:desc".to_owned()),
+        Just("relationship:created:asc".to_owned()),
+        Just("incident:opened:desc".to_owned()),
+        Just("change:created:desc".to_owned()),
+        Just("service:name:asc".to_owned()),
+        Just("customer:name:asc".to_owned()),
+        ".{0,12}",
+    ];
+    let value = prop_oneof![
+        any::<String>().prop_map(Value::from),
+        "[a-z\u{0}]{0,700}".prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| json!(f)),
+        any::<bool>().prop_map(Value::from),
+        Just(Value::Null),
+        (-300_000i32..300_000, 1u32..13)
+            .prop_map(|(y, m)| json!(format!("{y:+}-{m:02}-01T00:00:00Z"))),
+        Just(json!("2026-01-01T00:00:00Z")),
+        Just(json!("00000000-0000-0000-0000-000000000000")),
+        Just(json!({ "nested": [1, 2] })),
+    ];
+    let kind = prop_oneof![
+        Just("Text"),
+        Just("Time"),
+        Just("Int"),
+        Just("Uuid"),
+        Just("Other")
+    ];
+    let well_typed = prop_oneof![
+        any::<i64>().prop_map(|v| json!({ "t": "Int", "v": v })),
+        "[a-z\u{0}]{0,600}".prop_map(|v| json!({ "t": "Text", "v": v })),
+        (-300_000i32..300_000)
+            .prop_map(|y| json!({ "t": "Time", "v": format!("{y:+}-01-01T00:00:00Z") })),
+        Just(json!({ "t": "Time", "v": "2026-01-01T00:00:00Z" })),
+        Just(json!({ "t": "Uuid", "v": "00000000-0000-0000-0000-000000000000" })),
+    ];
+    let key = prop_oneof![
+        well_typed,
+        (kind.clone(), value.clone()).prop_map(|(t, v)| json!({ "t": t, "v": v })),
+    ];
+    (tag, proptest::option::of(key.clone()), key).prop_map(|(o, k, i)| match k {
+        Some(k) => json!({ "o": o, "k": k, "i": i }),
+        None => json!({ "o": o, "i": i }),
+    })
+}
+
+#[tokio::test]
+async fn forged_cursors_are_refused_as_validation_errors_on_every_list() {
+    use base64::Engine;
+    use proptest::strategy::{Strategy, ValueTree};
+    let app = TestApp::spawn().await;
+    seed(&app, 3).await;
+    // Each list with the ordering tag of its default order.
+    let lists = [
+        ("configurationItems", "ci:name:asc"),
+        ("auditEvents", "audit:desc"),
+        ("relationships", "relationship:created:asc"),
+        ("incidents", "incident:opened:desc"),
+        ("changes", "change:created:desc"),
+        ("services", "service:name:asc"),
+        ("customers", "customer:name:asc"),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = forged_cursor();
+    for case in 0..150 {
+        let forged = strategy.new_tree(&mut runner).expect("a cursor").current();
+        for (n, (list, tag)) in lists.iter().enumerate() {
+            // Every list for the first cases, then one list per case.
+            if case >= 10 && case % lists.len() != n {
+                continue;
+            }
+            // As forged, and with the list's own ordering so that the values are what is
+            // tested.
+            let mut own = forged.clone();
+            own["o"] = json!(tag);
+            for (cursor, direction) in [(&forged, "after"), (&own, "after"), (&own, "before")] {
+                let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(serde_json::to_vec(cursor).expect("JSON"));
+                let response = app
+                    .graphql(
+                        &format!("query($c: String) {{ {list}(first: 2, {direction}: $c) {{ totalCount }} }}"),
+                        json!({ "c": text }),
+                    )
+                    .await;
+                let errors = response.errors();
+                if let Some(error) = errors.first() {
+                    assert_eq!(
+                        error["extensions"]["code"],
+                        json!("VALIDATION"),
+                        "{list} {direction} {cursor}: {}",
+                        response.0
+                    );
+                }
+            }
+        }
+    }
+}
