@@ -25,6 +25,7 @@ pub mod impact;
 pub mod incident;
 pub mod numbering;
 pub mod pagination;
+pub mod references;
 pub mod relationship;
 pub mod relationship_type;
 pub mod service;

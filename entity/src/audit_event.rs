@@ -11,6 +11,8 @@ pub struct Model {
     pub id: i64,
     pub occurred_at: DateTimeUtc,
     pub actor: String,
+    /// The discovery source a write came from, as its sender claimed; the actor is the token.
+    pub source: Option<String>,
     pub entity_type: String,
     pub entity_id: String,
     pub action: String,

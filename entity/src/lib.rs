@@ -20,6 +20,7 @@ pub mod graph_change;
 pub mod identity_key;
 pub mod incident;
 pub mod incident_ci;
+pub mod incident_resolution;
 pub mod incident_service;
 pub mod number_sequence;
 pub mod priority_rule;

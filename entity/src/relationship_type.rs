@@ -15,6 +15,9 @@ pub struct Model {
     pub name: String,
     pub inverse_label: String,
     pub propagation: Propagation,
+    /// The source is a member of the target (a node of a cluster): only members count toward
+    /// a redundancy group's healthy members.
+    pub membership: bool,
     pub description: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -12,6 +12,7 @@ mod m20261126_000003_graph_changes;
 mod m20261126_000004_discovery;
 mod m20261126_000005_api_tokens;
 mod m20261126_000006_service_management;
+mod m20261202_000007_record_integrity;
 
 /// Every migration of the cmdb schema, oldest first.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_discovery::Migration),
             Box::new(m20261126_000005_api_tokens::Migration),
             Box::new(m20261126_000006_service_management::Migration),
+            Box::new(m20261202_000007_record_integrity::Migration),
         ]
     }
 }

@@ -17,29 +17,56 @@ use serde::Serialize;
 use super::pagination::{Page, PageWindow, SortKey, fetch_page};
 use super::{Result, now};
 
-/// Who makes a change. A free-form name until authentication provides token names.
+/// Who makes a change: the name of the token that sent it (or of the server itself), and,
+/// for discovery writes, the source the sender says the data comes from. Both are kept: the
+/// token answers "who may be held to account", the source "where the data came from".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor(String);
+pub struct Actor {
+    name: String,
+    source: Option<String>,
+}
+
+/// A name cut to what the audit trail stores: blank becomes `anonymous`, at most 255
+/// characters.
+fn stored_name(name: &str) -> String {
+    let name: String = name.trim().chars().take(255).collect();
+    if name.is_empty() {
+        "anonymous".into()
+    } else {
+        name
+    }
+}
 
 impl Actor {
     /// The actor of changes made by the server itself (seeding, demo data).
     pub fn system() -> Self {
-        Actor("system".into())
+        Actor::named("system")
     }
 
     /// An actor by name; blank names become `anonymous`, long ones are cut to 255 characters.
     pub fn named(name: &str) -> Self {
-        let name: String = name.trim().chars().take(255).collect();
-        if name.is_empty() {
-            Actor("anonymous".into())
-        } else {
-            Actor(name)
+        Actor {
+            name: stored_name(name),
+            source: None,
+        }
+    }
+
+    /// The same actor, writing what the discovery source `source` reported.
+    pub fn for_source(&self, source: &str) -> Self {
+        Actor {
+            name: self.name.clone(),
+            source: Some(stored_name(source)),
         }
     }
 
     /// The name recorded in the audit trail.
     pub fn name(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// The discovery source recorded beside the name, if any.
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
     }
 }
 
@@ -219,11 +246,12 @@ pub async fn record_all(
 ) -> Result<()> {
     super::graph_log::note(db, &events).await?;
     let occurred_at = now();
-    // 8 columns a row; 500 rows stay well below SQLite's limit of bound parameters.
+    // 9 columns a row; 500 rows stay well below SQLite's limit of bound parameters.
     let mut rows = events.into_iter().map(|event| audit_event::ActiveModel {
         id: NotSet,
         occurred_at: Set(occurred_at),
         actor: Set(actor.name().to_owned()),
+        source: Set(actor.source().map(str::to_owned)),
         entity_type: Set(event.entity_type.as_str().to_owned()),
         entity_id: Set(event.entity_id),
         action: Set(event.action.as_str().to_owned()),
@@ -247,6 +275,7 @@ pub struct AuditFilter {
     pub entity_type: Option<EntityType>,
     pub entity_id: Option<String>,
     pub actor: Option<String>,
+    pub source: Option<String>,
     pub action: Option<Action>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
@@ -263,6 +292,9 @@ impl AuditFilter {
         }
         if let Some(actor) = &self.actor {
             condition = condition.add(audit_event::Column::Actor.eq(actor.as_str()));
+        }
+        if let Some(source) = &self.source {
+            condition = condition.add(audit_event::Column::Source.eq(source.as_str()));
         }
         if let Some(action) = self.action {
             condition = condition.add(audit_event::Column::Action.eq(action.as_str()));

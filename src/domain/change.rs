@@ -994,6 +994,23 @@ pub async fn transition(
         ChangeState::Approved if before.state == ChangeState::Draft => {
             let assessment = compute_assessment(&txn, cache, limits, &after, &ci_ids).await?;
             store_assessment(&txn, &mut after, &assessment).await?;
+            // The approval is the standard change model's, given in advance: record it as
+            // such, with who submitted the change under it.
+            change_approval::Model {
+                id: Uuid::now_v7(),
+                change_id: id,
+                decision: Decision::Approved,
+                approver: STANDARD_CHANGE_MODEL.to_owned(),
+                comment: Some(format!(
+                    "pre-approved: a standard change follows an approved change model; submitted \
+                     by {}",
+                    actor.name()
+                )),
+                decided_at: now(),
+            }
+            .into_active_model()
+            .insert(&txn)
+            .await?;
         }
         ChangeState::Approved | ChangeState::Rejected => {
             let decision = if to == ChangeState::Approved {
@@ -1065,6 +1082,9 @@ pub async fn transition(
     commit(txn).await?;
     Ok(after)
 }
+
+/// The approver recorded for the pre-approval of a standard change.
+pub const STANDARD_CHANGE_MODEL: &str = "standard change model";
 
 /// Recomputes the assessment of a submitted change as things stand now; a submitted change
 /// becomes assessed. Finished changes keep the assessment they were decided on.

@@ -480,7 +480,8 @@ pub async fn retire(
 }
 
 /// Deletes a CI together with its relationships and service memberships, recording an
-/// event for each. Meant for mistakes; CIs that existed are normally retired instead.
+/// event for each. Meant for mistakes: a CI that an incident or a change names is refused
+/// (`CONFLICT`), and is retired instead.
 pub async fn delete(
     db: &impl Conn,
     actor: &Actor,
@@ -490,6 +491,7 @@ pub async fn delete(
     let txn = begin_write(db).await?;
     let ci = get_for_update(&txn, id).await?;
     check_version(expected_version, ci.version)?;
+    super::references::ensure_ci_deletable(&txn, id, &ci.name).await?;
     super::relationship::delete_touching(&txn, actor, id).await?;
     super::service::remove_from_all_services(&txn, actor, id).await?;
     Entity::delete_by_id(id).exec(&txn).await?;

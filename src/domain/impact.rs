@@ -131,14 +131,20 @@ async fn services_with_members(
         .collect())
 }
 
-async fn propagation_rules(
-    db: &impl ConnectionTrait,
-) -> Result<Vec<(i32, entity::values::Propagation)>> {
+async fn type_rules(db: &impl ConnectionTrait) -> Result<Vec<(i32, graph::TypeRule)>> {
     Ok(relationship_type::Entity::find()
         .all(db)
         .await?
         .into_iter()
-        .map(|t| (t.id, t.propagation))
+        .map(|t| {
+            (
+                t.id,
+                graph::TypeRule {
+                    propagation: t.propagation,
+                    membership: t.membership,
+                },
+            )
+        })
         .collect())
 }
 
@@ -146,7 +152,7 @@ async fn propagation_rules(
 async fn load(db: &impl ConnectionTrait, version: i64) -> Result<Graph> {
     let mut graph = Graph::default();
     graph.version = version;
-    graph.set_propagation(propagation_rules(db).await?);
+    graph.set_types(type_rules(db).await?);
     for row in node_rows(db, None).await? {
         graph.upsert_node(row.0, facts(&row));
     }
@@ -179,7 +185,7 @@ async fn apply_changes(db: &impl ConnectionTrait, graph: &mut Graph, up_to: i64)
         };
     }
     if types_changed {
-        graph.set_propagation(propagation_rules(db).await?);
+        graph.set_types(type_rules(db).await?);
     }
     let cis: Vec<Uuid> = cis.into_iter().collect();
     for chunk in cis.chunks(500) {

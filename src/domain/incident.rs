@@ -828,6 +828,7 @@ pub async fn transition(
     after.version = before.version + 1;
     after.updated_at = now();
     save(&txn, &before, &after).await?;
+    record_resolution(&txn, &before, &after, at).await?;
     let (ci_ids, services) = links_of(&txn, id).await?;
     audit::record(
         &txn,
@@ -843,6 +844,46 @@ pub async fn transition(
     .await?;
     commit(txn).await?;
     Ok(after)
+}
+
+/// Keeps the periods an incident spends resolved: a resolution opens one, a reopening
+/// closes it, so that reports do not count a resolved incident's time as an outage.
+async fn record_resolution(
+    txn: &impl ConnectionTrait,
+    before: &incident::Model,
+    after: &incident::Model,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    use entity::incident_resolution::{ActiveModel, Column, Entity};
+    if after.state == IncidentState::Resolved && before.state != IncidentState::Resolved {
+        ActiveModel {
+            incident_id: Set(after.id),
+            resolved_at: Set(at),
+            reopened_at: Set(None),
+        }
+        .insert(txn)
+        .await?;
+    } else if before.state == IncidentState::Resolved && is_open(after.state) {
+        Entity::update_many()
+            .col_expr(Column::ReopenedAt, sea_orm::prelude::Expr::value(Some(at)))
+            .filter(Column::IncidentId.eq(after.id))
+            .filter(Column::ReopenedAt.is_null())
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The periods each incident spent resolved, by incident, oldest first.
+pub async fn resolutions_of(
+    db: &impl ConnectionTrait,
+    incident_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<entity::incident_resolution::Model>>> {
+    use entity::incident_resolution::{Column, Entity};
+    let rows =
+        super::rows_in::<Entity>(db, Column::IncidentId, incident_ids, &[Column::ResolvedAt])
+            .await?;
+    Ok(super::group_by(rows, |r| r.incident_id))
 }
 
 /// The stored form of a state, for messages.

@@ -89,6 +89,8 @@ pub struct NewRelationshipType {
     pub name: String,
     pub inverse_label: String,
     pub propagation: Propagation,
+    /// Whether the source is a member of the target (counts toward redundancy).
+    pub membership: bool,
     pub description: Option<String>,
 }
 
@@ -97,6 +99,7 @@ pub struct NewRelationshipType {
 pub struct RelationshipTypeChanges {
     pub inverse_label: Option<String>,
     pub propagation: Option<Propagation>,
+    pub membership: Option<bool>,
     pub description: Patch<String>,
 }
 
@@ -128,6 +131,7 @@ pub async fn create(
         name: Set(name),
         inverse_label: Set(inverse_label),
         propagation: Set(input.propagation),
+        membership: Set(input.membership),
         description: Set(description),
         created_at: Set(at),
         updated_at: Set(at),
@@ -172,6 +176,9 @@ pub async fn update(
     if let Some(propagation) = changes.propagation {
         after.propagation = propagation;
     }
+    if let Some(membership) = changes.membership {
+        after.membership = membership;
+    }
     after.description = changes
         .description
         .try_map(|d| optional_text("description", &d, text_limits::DESCRIPTION))?
@@ -183,6 +190,7 @@ pub async fn update(
     let mut active: relationship_type::ActiveModel = before.clone().into();
     active.inverse_label = Set(after.inverse_label.clone());
     active.propagation = Set(after.propagation);
+    active.membership = Set(after.membership);
     active.description = Set(after.description.clone());
     active.updated_at = Set(after.updated_at);
     let model = active.update(&txn).await?;

@@ -542,7 +542,8 @@ pub async fn remove_from_all_services(
     Ok(())
 }
 
-/// Deletes a service; its member CIs stay.
+/// Deletes a service; its member CIs stay, its service level goes with it (recorded). A
+/// service that incidents, changes or customers name is refused (`CONFLICT`).
 pub async fn delete(
     db: &impl Conn,
     actor: &Actor,
@@ -552,6 +553,8 @@ pub async fn delete(
     let txn = begin_write(db).await?;
     let service = get_for_update(&txn, id).await?;
     check_version(expected_version, service.version)?;
+    super::references::ensure_service_deletable(&txn, id, &service.name).await?;
+    super::references::delete_service_level(&txn, actor, id).await?;
     let members = member_ids(&txn, id).await?;
     service_member::Entity::delete_many()
         .filter(service_member::Column::ServiceId.eq(id))

@@ -201,6 +201,48 @@ pub struct ServiceReport {
     pub change_success_rate: Option<f64>,
 }
 
+/// The periods within `[from, until)` during which an incident was open: from its opening
+/// to now, less the periods it spent resolved (`resolved` holds each resolution with its
+/// reopening, if any). An incident recorded resolved without such periods ends at its
+/// `resolved_at`.
+pub fn open_periods(
+    incident: &incident::Model,
+    resolved: &[(DateTime<Utc>, Option<DateTime<Utc>>)],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<Outage> {
+    let mut resolved = resolved.to_vec();
+    if resolved.is_empty()
+        && let Some(at) = incident.resolved_at
+    {
+        resolved.push((at, None));
+    }
+    resolved.sort();
+    let mut periods = Vec::new();
+    let mut start = incident.opened_at;
+    for (resolved_at, reopened_at) in resolved {
+        periods.push((start, resolved_at));
+        match reopened_at {
+            Some(reopened) => start = reopened,
+            None => {
+                start = DateTime::<Utc>::MAX_UTC;
+                break;
+            }
+        }
+    }
+    periods.push((start, until));
+    periods
+        .into_iter()
+        .map(|(start, end)| (start.max(from), end.min(until)))
+        .filter(|(start, end)| start < end)
+        .map(|(start, end)| Outage {
+            start,
+            end,
+            incident_ids: vec![incident.id],
+        })
+        .collect()
+}
+
 /// Merges intervals that overlap or touch, keeping the incidents behind each.
 pub fn merge_outages(mut intervals: Vec<Outage>) -> Vec<Outage> {
     intervals.sort_by_key(|o| (o.start, o.end));
@@ -245,20 +287,22 @@ pub async fn report(
     let linked = super::incident::get_many(db, &ids).await?;
     let as_of = now().min(to);
 
+    let down: Vec<Uuid> = linked
+        .values()
+        .filter(|i| state_of.get(&i.id) == Some(&ServiceState::Down))
+        .map(|i| i.id)
+        .collect();
+    let mut resolutions = super::incident::resolutions_of(db, &down).await?;
     let mut outages = Vec::new();
-    for incident in linked.values() {
-        if state_of.get(&incident.id) != Some(&ServiceState::Down) {
-            continue;
-        }
-        let start = incident.opened_at.max(from);
-        let end = incident.resolved_at.unwrap_or(as_of).min(as_of);
-        if start < end {
-            outages.push(Outage {
-                start,
-                end,
-                incident_ids: vec![incident.id],
-            });
-        }
+    for id in &down {
+        let incident = &linked[id];
+        let resolved: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = resolutions
+            .remove(id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| (r.resolved_at, r.reopened_at))
+            .collect();
+        outages.extend(open_periods(incident, &resolved, from, as_of));
     }
     let outages = merge_outages(outages);
     let downtime = outages
@@ -369,6 +413,48 @@ mod tests {
             end: at(end),
             incident_ids: vec![Uuid::from_u128(id)],
         }
+    }
+
+    #[test]
+    fn an_incident_is_an_outage_only_while_it_is_open() {
+        let incident = incident::Model {
+            id: Uuid::from_u128(7),
+            number: "INC-000007".into(),
+            title: "t".into(),
+            description: None,
+            impact: entity::values::Level::High,
+            urgency: entity::values::Level::High,
+            priority: 1,
+            suggested_impact: None,
+            major: false,
+            assignee_group: None,
+            state: entity::values::IncidentState::Resolved,
+            resolution_notes: None,
+            opened_at: at(8),
+            acknowledged_at: None,
+            resolved_at: Some(at(11)),
+            closed_at: None,
+            version: 5,
+            created_at: at(8),
+            updated_at: at(11),
+        };
+        // Resolved at 9, reopened at 10, resolved again at 11.
+        let periods = open_periods(
+            &incident,
+            &[(at(9), Some(at(10))), (at(11), None)],
+            at(0),
+            at(20),
+        );
+        let spans: Vec<_> = periods.iter().map(|o| (o.start, o.end)).collect();
+        assert_eq!(spans, vec![(at(8), at(9)), (at(10), at(11))]);
+        // Still open after the reopening: open until the end of the measured period.
+        let periods = open_periods(&incident, &[(at(9), Some(at(10)))], at(0), at(12));
+        let spans: Vec<_> = periods.iter().map(|o| (o.start, o.end)).collect();
+        assert_eq!(spans, vec![(at(8), at(9)), (at(10), at(12))]);
+        // Without recorded periods, the resolution time ends it; the period cuts it.
+        let periods = open_periods(&incident, &[], at(9), at(20));
+        let spans: Vec<_> = periods.iter().map(|o| (o.start, o.end)).collect();
+        assert_eq!(spans, vec![(at(9), at(11))]);
     }
 
     #[test]

@@ -92,9 +92,16 @@ impl AuditEvent {
         self.0.occurred_at
     }
 
-    /// Who made it.
+    /// Who made it: the name of the API token that sent the write (`system` for the
+    /// server's own writes).
     async fn actor(&self) -> &str {
         &self.0.actor
+    }
+
+    /// For discovery writes: the source the sender said the data came from (`vcenter`);
+    /// null for everything else.
+    async fn source(&self) -> Option<&str> {
+        self.0.source.as_deref()
     }
 
     /// The kind of entity written.
@@ -140,6 +147,8 @@ pub struct AuditEventFilter {
     pub entity_id: Option<ID>,
     /// Exact actor name.
     pub actor: Option<String>,
+    /// Exact discovery source.
+    pub source: Option<String>,
     /// Kind of write.
     pub action: Option<AuditAction>,
     /// At or after this time.
@@ -204,6 +213,7 @@ impl AuditQuery {
             entity_type: filter.entity_type.map(Into::into),
             entity_id: filter.entity_id.map(|id| id.0),
             actor: filter.actor,
+            source: filter.source,
             action: filter.action.map(Into::into),
             since: filter.since,
             until: filter.until,

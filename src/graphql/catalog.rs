@@ -210,6 +210,13 @@ impl RelationshipType {
         self.0.propagation.into()
     }
 
+    /// Whether the source is a member of the target (`member_of`): only members count
+    /// toward a redundancy group's `min_healthy_members`; anything else a group needs is a
+    /// dependency whose failure takes it down.
+    async fn membership(&self) -> bool {
+        self.0.membership
+    }
+
     /// What the relationship means.
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
@@ -357,6 +364,9 @@ pub struct CreateRelationshipTypeInput {
     pub inverse_label: String,
     /// Which way impact travels.
     pub propagation: Propagation,
+    /// Whether the source is a member of the target, counted toward redundancy.
+    #[graphql(default)]
+    pub membership: bool,
     /// What the relationship means.
     pub description: Option<String>,
 }
@@ -368,6 +378,8 @@ pub struct UpdateRelationshipTypeInput {
     pub inverse_label: Option<String>,
     /// New propagation rule.
     pub propagation: Option<Propagation>,
+    /// Whether the source is a member of the target, counted toward redundancy.
+    pub membership: Option<bool>,
     /// New description; null clears it.
     pub description: MaybeUndefined<String>,
 }
@@ -441,6 +453,7 @@ impl CatalogMutation {
             name: input.name,
             inverse_label: input.inverse_label,
             propagation: input.propagation.into(),
+            membership: input.membership,
             description: input.description,
         };
         Ok(RelationshipType(
@@ -458,6 +471,7 @@ impl CatalogMutation {
         let changes = types::RelationshipTypeChanges {
             inverse_label: input.inverse_label,
             propagation: input.propagation.map(Into::into),
+            membership: input.membership,
             description: patch(input.description),
         };
         Ok(RelationshipType(

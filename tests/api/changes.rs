@@ -147,9 +147,16 @@ async fn standard_changes_are_pre_approved_and_emergencies_decided_before_assess
     let submitted = moved(&app, "submitChange", &id(&standard), "").await;
     assert_eq!(submitted["state"], json!("APPROVED"));
     assert_eq!(
-        submitted["approvals"],
-        json!([]),
-        "nobody needed to approve it"
+        submitted["approvals"][0]["approver"],
+        json!("standard change model"),
+        "the pre-approval is on record, given by the standard change model"
+    );
+    assert_eq!(submitted["approvals"][0]["decision"], json!("APPROVED"));
+    assert!(
+        submitted["approvals"][0]["comment"]
+            .as_str()
+            .expect("a reason")
+            .contains("pre-approved")
     );
 
     let emergency = ChangeBuilder::new("Hotfix app-1")

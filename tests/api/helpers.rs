@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 pub const DATABASE_ENV: &str = "CMDB_TEST_DATABASE_URL";
 
 /// Keeps a test's database alive, and removes it when the test ends.
-enum DbGuard {
+pub enum DbGuard {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres { url: String, schema: String },
 }
@@ -55,6 +55,42 @@ impl Drop for DbGuard {
                 }
             })
             .join();
+        }
+    }
+}
+
+/// A new, empty database for one test (a temporary SQLite file, or a PostgreSQL schema of
+/// its own when `CMDB_TEST_DATABASE_URL` names a server), not yet migrated; the guard
+/// removes it when dropped.
+pub async fn fresh_database() -> (DbConfig, DbGuard) {
+    match std::env::var(DATABASE_ENV) {
+        Ok(url) if url.starts_with("postgres") => {
+            let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+            let admin = sea_orm::Database::connect(url.as_str())
+                .await
+                .expect("PostgreSQL reachable at CMDB_TEST_DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
+                .await
+                .expect("create the test schema");
+            admin.close().await.expect("close the admin connection");
+            // Named after the schema, so that the guard can end this test's sessions.
+            let separator = if url.contains('?') { '&' } else { '?' };
+            let config = DbConfig {
+                url: format!("{url}{separator}application_name={schema}"),
+                max_connections: 5,
+                schema: Some(schema.clone()),
+            };
+            (config, DbGuard::Postgres { url, schema })
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let url = format!("sqlite://{}/cmdb.db?mode=rwc", dir.path().display());
+            let config = DbConfig {
+                max_connections: 5,
+                ..DbConfig::new(url)
+            };
+            (config, DbGuard::Sqlite(dir))
         }
     }
 }
@@ -151,36 +187,7 @@ impl TestApp {
     /// A server with the given settings and HTTP options.
     pub async fn spawn_with_settings(settings: Settings, options: HttpOptions) -> TestApp {
         init_logs();
-        let (config, guard) = match std::env::var(DATABASE_ENV) {
-            Ok(url) if url.starts_with("postgres") => {
-                let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
-                let admin = sea_orm::Database::connect(url.as_str())
-                    .await
-                    .expect("PostgreSQL reachable at CMDB_TEST_DATABASE_URL");
-                admin
-                    .execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
-                    .await
-                    .expect("create the test schema");
-                admin.close().await.expect("close the admin connection");
-                // Named after the schema, so that the guard can end this test's sessions.
-                let separator = if url.contains('?') { '&' } else { '?' };
-                let config = DbConfig {
-                    url: format!("{url}{separator}application_name={schema}"),
-                    max_connections: 5,
-                    schema: Some(schema.clone()),
-                };
-                (config, DbGuard::Postgres { url, schema })
-            }
-            _ => {
-                let dir = tempfile::tempdir().expect("temporary directory");
-                let url = format!("sqlite://{}/cmdb.db?mode=rwc", dir.path().display());
-                let config = DbConfig {
-                    max_connections: 5,
-                    ..DbConfig::new(url)
-                };
-                (config, DbGuard::Sqlite(dir))
-            }
-        };
+        let (config, guard) = fresh_database().await;
         let guard = Some(Arc::new(guard));
         let app = Self::serve(config, settings, options, guard, Default::default()).await;
         app.token(ADMIN, Role::Admin).await;

@@ -23,6 +23,7 @@ mod impact;
 mod incidents;
 mod n_plus_one;
 mod pagination;
+mod records;
 mod relationships;
 mod robustness;
 mod schema;

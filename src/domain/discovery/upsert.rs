@@ -210,8 +210,8 @@ fn is_retryable(err: &Error) -> bool {
 /// a malformed batch (`VALIDATION`), one over the limits (`LIMIT_EXCEEDED`), or an
 /// infrastructure failure (`INTERNAL`), and then nothing is written.
 ///
-/// The audit trail records the source as the actor, prefixed by the token that sent the
-/// batch when its name differs (`vcenter-sync/vcenter`).
+/// The audit trail records the token that sent the batch as the actor (the source itself
+/// when no token sent it, as from the command line), and the source beside it.
 pub async fn upsert(
     db: &DatabaseConnection,
     config: &DiscoveryConfig,
@@ -221,10 +221,7 @@ pub async fn upsert(
 ) -> Result<UpsertReport> {
     check_batch(batch, limits)?;
     let source = batch.source.trim();
-    let actor = match sender {
-        Some(name) if name != source => Actor::named(&format!("{name}/{source}")),
-        _ => Actor::named(source),
-    };
+    let actor = Actor::named(sender.unwrap_or(source)).for_source(source);
     let mut attempt = 0;
     loop {
         attempt += 1;

@@ -7,9 +7,14 @@
 //!
 //! States (downstream): starting CIs are `Down`; a reached CI is `Down` when a `Down`
 //! neighbour hits it, else `Degraded`. A redundancy group (a CI with `min_healthy`) is `Down`
-//! only when fewer than `min_healthy` of the CIs feeding it are still up. Only `Down` spreads
-//! as `Down`; the states are the least fixed point of these rules, so a cycle never keeps
+//! when fewer than `min_healthy` of its members (the CIs feeding it through a membership
+//! type such as `member_of`) are still up, or when anything else it needs is `Down` (a load
+//! balancer in front of a cluster is a single point of failure). Only `Down` spreads as
+//! `Down`; the states are the least fixed point of these rules, so a cycle never keeps
 //! itself down.
+//!
+//! Paths: a `Down` CI's path is the chain of `Down` CIs that took it down, each step the
+//! failure that made the next one fail; other CIs get the shortest path that reached them.
 
 use std::collections::VecDeque;
 
@@ -105,12 +110,26 @@ pub struct Analysis {
     pub reached: Vec<Reached>,
     pub downstream: Tree,
     pub upstream: Tree,
+    /// For each CI that went `Down` downstream: the relationship and the `Down` CI that
+    /// took it down.
+    pub causes: FastMap<Uuid, (Uuid, Uuid)>,
 }
 
 impl Analysis {
-    /// The relationships explaining why `reached` is in the result.
+    /// The relationships explaining why `reached` is in the result: for a `Down` CI, the
+    /// failures that took it down, from a starting CI; otherwise the shortest path.
     pub fn path(&self, reached: &Reached) -> Vec<Uuid> {
         match reached.walk {
+            Walk::Downstream if reached.state == ImpactState::Down => {
+                let mut path = Vec::new();
+                let mut current = reached.id;
+                while let Some((edge, previous)) = self.causes.get(&current) {
+                    path.push(*edge);
+                    current = *previous;
+                }
+                path.reverse();
+                path
+            }
             Walk::Downstream => self.downstream.path(reached.id),
             Walk::Upstream => self.upstream.path(reached.id),
         }
@@ -207,8 +226,13 @@ pub fn walk(graph: &Graph, start: &[Uuid], options: &Options, walk: Walk) -> Tre
     tree
 }
 
-/// The states of the CIs a downstream walk reached (see the module documentation).
-pub fn states(graph: &Graph, tree: &Tree, options: &Options) -> FastMap<Uuid, ImpactState> {
+/// The states of the CIs a downstream walk reached, and for each `Down` one the failure
+/// that took it down (see the module documentation).
+pub fn states(
+    graph: &Graph,
+    tree: &Tree,
+    options: &Options,
+) -> (FastMap<Uuid, ImpactState>, FastMap<Uuid, (Uuid, Uuid)>) {
     let mut state: FastMap<Uuid, ImpactState> = tree
         .entries
         .iter()
@@ -221,8 +245,12 @@ pub fn states(graph: &Graph, tree: &Tree, options: &Options) -> FastMap<Uuid, Im
             (*id, initial)
         })
         .collect();
-    let is_down =
-        |state: &FastMap<Uuid, ImpactState>, id: &Uuid| state.get(id) == Some(&ImpactState::Down);
+    let mut causes: FastMap<Uuid, (Uuid, Uuid)> = FastMap::default();
+    let is_membership = |edge: &Uuid| {
+        graph
+            .edge(edge)
+            .is_some_and(|e| graph.is_membership(e.type_id))
+    };
     let mut work: VecDeque<Uuid> = tree
         .order
         .iter()
@@ -230,29 +258,36 @@ pub fn states(graph: &Graph, tree: &Tree, options: &Options) -> FastMap<Uuid, Im
         .copied()
         .collect();
     while let Some(down) = work.pop_front() {
-        for (_, next) in neighbours(graph, options, down, Walk::Downstream) {
+        for (edge, next) in neighbours(graph, options, down, Walk::Downstream) {
             if state.get(&next) != Some(&ImpactState::Degraded) {
                 continue;
             }
             let becomes_down = match graph.node(&next).and_then(|n| n.min_healthy) {
                 None => true,
+                // Something the group needs that is not one of its members.
+                Some(_) if !is_membership(&edge) => true,
                 Some(needed) => {
                     let healthy = neighbours(graph, options, next, Walk::Upstream)
+                        .filter(|(edge, _)| is_membership(edge))
                         .map(|(_, member)| member)
                         .collect::<FastSet<Uuid>>()
                         .into_iter()
-                        .filter(|member| active(graph, options, member) && !is_down(&state, member))
+                        .filter(|member| {
+                            active(graph, options, member)
+                                && state.get(member) != Some(&ImpactState::Down)
+                        })
                         .count();
                     (healthy as u64) < u64::from(needed)
                 }
             };
             if becomes_down {
                 state.insert(next, ImpactState::Down);
+                causes.insert(next, (edge, down));
                 work.push_back(next);
             }
         }
     }
-    state
+    (state, causes)
 }
 
 /// Walks from `start` as `options` say and gives every reached CI its depth and state.
@@ -261,7 +296,8 @@ pub fn analyse(graph: &Graph, start: &[Uuid], options: &Options) -> Analysis {
     let mut seen = FastSet::default();
     if matches!(options.direction, Direction::Downstream | Direction::Both) {
         analysis.downstream = walk(graph, start, options, Walk::Downstream);
-        let states = states(graph, &analysis.downstream, options);
+        let (states, causes) = states(graph, &analysis.downstream, options);
+        analysis.causes = causes;
         for id in &analysis.downstream.order {
             seen.insert(*id);
             analysis.reached.push(Reached {
@@ -356,7 +392,7 @@ pub fn root_causes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::impact::graph::{EdgeRecord, NodeFacts};
+    use crate::domain::impact::graph::{EdgeRecord, NodeFacts, TypeRule};
     use proptest::prelude::*;
 
     const DEPENDS_ON: i32 = 1;
@@ -383,12 +419,18 @@ mod tests {
     impl Builder {
         fn new(nodes: usize) -> Self {
             let mut graph = Graph::default();
-            graph.set_propagation([
-                (DEPENDS_ON, Propagation::TargetToSource),
-                (CONTAINS, Propagation::SourceToTarget),
-                (PEER, Propagation::Both),
-                (BACKUP, Propagation::None),
-                (MEMBER_OF, Propagation::SourceToTarget),
+            graph.set_types([
+                (DEPENDS_ON, TypeRule::spreading(Propagation::TargetToSource)),
+                (CONTAINS, TypeRule::spreading(Propagation::SourceToTarget)),
+                (PEER, TypeRule::spreading(Propagation::Both)),
+                (BACKUP, TypeRule::spreading(Propagation::None)),
+                (
+                    MEMBER_OF,
+                    TypeRule {
+                        propagation: Propagation::SourceToTarget,
+                        membership: true,
+                    },
+                ),
             ]);
             let ids: Vec<Uuid> = (0..nodes).map(|_| Uuid::now_v7()).collect();
             for id in &ids {
@@ -502,6 +544,49 @@ mod tests {
         b.retire(2);
         let one_left = analyse(&b.graph, &[b.ids[0]], &options(Direction::Downstream));
         assert_eq!(b.state_of(&one_left, 3), Some(ImpactState::Down));
+    }
+
+    #[test]
+    fn only_members_count_toward_redundancy_and_what_a_group_needs_takes_it_down() {
+        // Members 0 and 1 are member_of cluster 2 (one enough); the cluster depends_on the
+        // load balancer 3; app 4 depends_on the cluster.
+        let mut b = Builder::new(5);
+        let m0 = b.edge(0, MEMBER_OF, 2);
+        b.edge(1, MEMBER_OF, 2);
+        let needs_lb = b.edge(2, DEPENDS_ON, 3);
+        let needs_cluster = b.edge(4, DEPENDS_ON, 2);
+        b.group(2, 1);
+        let node = |analysis: &Analysis, i: usize| {
+            *analysis
+                .reached
+                .iter()
+                .find(|r| r.id == b.ids[i])
+                .expect("reached")
+        };
+
+        let one = analyse(&b.graph, &[b.ids[0]], &options(Direction::Downstream));
+        assert_eq!(b.state_of(&one, 2), Some(ImpactState::Degraded));
+
+        // Both members down: no member is up, whatever else feeds the cluster.
+        let both = analyse(
+            &b.graph,
+            &[b.ids[0], b.ids[1]],
+            &options(Direction::Downstream),
+        );
+        assert_eq!(b.state_of(&both, 2), Some(ImpactState::Down));
+        assert_eq!(both.path(&node(&both, 2)).len(), 1);
+
+        // The load balancer is a single point of failure, not a member.
+        let lb = analyse(&b.graph, &[b.ids[3]], &options(Direction::Downstream));
+        assert_eq!(b.state_of(&lb, 2), Some(ImpactState::Down));
+        assert_eq!(b.state_of(&lb, 4), Some(ImpactState::Down));
+        // The path of a DOWN CI is the chain of failures that took it down.
+        assert_eq!(lb.path(&node(&lb, 4)), vec![needs_lb, needs_cluster]);
+
+        // With one member down, the app is degraded and its path shows how it was reached.
+        let one = analyse(&b.graph, &[b.ids[0]], &options(Direction::Downstream));
+        assert_eq!(b.state_of(&one, 4), Some(ImpactState::Degraded));
+        assert_eq!(one.path(&node(&one, 4)), vec![m0, needs_cluster]);
     }
 
     #[test]

@@ -86,6 +86,24 @@ impl NodeFacts {
     }
 }
 
+/// What impact analysis needs of a relationship type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeRule {
+    pub propagation: Propagation,
+    /// The source is a member of the target: it counts toward the target's redundancy.
+    pub membership: bool,
+}
+
+impl TypeRule {
+    /// A rule for a type that is not a membership.
+    pub fn spreading(propagation: Propagation) -> Self {
+        TypeRule {
+            propagation,
+            membership: false,
+        }
+    }
+}
+
 /// The whole graph at one version of the graph change log.
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
@@ -93,7 +111,7 @@ pub struct Graph {
     pub version: i64,
     nodes: FastMap<Uuid, Node>,
     edges: FastMap<Uuid, EdgeRecord>,
-    propagation: FastMap<i32, Propagation>,
+    types: FastMap<i32, TypeRule>,
     services: FastMap<Uuid, ServiceEntry>,
 }
 
@@ -133,10 +151,14 @@ impl Graph {
 
     /// The propagation rule of a relationship type (`NONE` for an unknown type).
     pub fn propagation(&self, type_id: i32) -> Propagation {
-        self.propagation
+        self.types
             .get(&type_id)
-            .copied()
-            .unwrap_or(Propagation::None)
+            .map_or(Propagation::None, |rule| rule.propagation)
+    }
+
+    /// Whether relationships of the type make their source a member of their target.
+    pub fn is_membership(&self, type_id: i32) -> bool {
+        self.types.get(&type_id).is_some_and(|rule| rule.membership)
     }
 
     /// A service by id.
@@ -144,9 +166,9 @@ impl Graph {
         self.services.get(id)
     }
 
-    /// Replaces the relationship types' rules.
-    pub fn set_propagation(&mut self, rules: impl IntoIterator<Item = (i32, Propagation)>) {
-        self.propagation = rules.into_iter().collect();
+    /// Replaces the rules of the relationship types.
+    pub fn set_types(&mut self, rules: impl IntoIterator<Item = (i32, TypeRule)>) {
+        self.types = rules.into_iter().collect();
     }
 
     /// Adds a CI, or updates its facts keeping its relationships.
