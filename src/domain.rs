@@ -1,12 +1,15 @@
 //! The domain layer: every rule of the CMDB and every SQL statement live here.
 //!
-//! Functions are free functions taking the connection first, so that several of them compose
-//! inside one transaction: writes take `&impl Conn` and open a transaction (a savepoint when
-//! the caller already holds one), reads take `&impl ConnectionTrait`. Nothing here knows about
-//! HTTP or GraphQL.
+//! Functions are free functions taking the connection first. Reads take
+//! `&impl ConnectionTrait`; writes go through the one write path, a
+//! [`unit_of_work::UnitOfWork`]: an entry point takes the connection pool, begins one, and
+//! commits it; the `*_in` form of a write takes the unit of work, so that several writes
+//! compose into one. Nothing here knows about HTTP or GraphQL.
 //!
 //! Invariants kept by every write:
-//! - it records an audit event with the full state before and after, in the same transaction;
+//! - it records an audit event with the full state before and after, in the same
+//!   transaction (the unit of work writes the events at commit, and commits nothing
+//!   without one);
 //! - it bumps `version` and `updated_at` of what it changed, and only when something changed;
 //! - it either applies completely or not at all.
 
@@ -30,41 +33,22 @@ pub mod relationship;
 pub mod relationship_type;
 pub mod service;
 pub mod service_level;
+pub mod unit_of_work;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, TransactionSession, TransactionTrait,
+    ColumnTrait, ConnectionTrait,
     prelude::Expr,
     sea_query::{Condition, ExprTrait, Func, LikeExpr},
 };
 
 pub use crate::error::{Error, Result};
 
-/// A connection that can both run statements and open transactions: a pool or a transaction.
-pub trait Conn: ConnectionTrait + TransactionTrait {}
-impl<T: ConnectionTrait + TransactionTrait> Conn for T {}
-
 tokio::task_local! {
     /// Set by whoever runs domain calls under a deadline (the GraphQL layer): becomes true
     /// when a commit starts, so that the caller never cancels work that may already be
     /// stored and then reports it as not done.
     pub static COMMIT_STARTED: std::sync::Arc<std::sync::atomic::AtomicBool>;
-}
-
-/// Commits a write transaction, first sealing its graph changes (see [`graph_log`]).
-pub async fn commit<T>(txn: T) -> Result<()>
-where
-    T: ConnectionTrait + TransactionSession,
-{
-    // From here the transaction runs to its end: sealing locks the graph version row, which
-    // every writer needs, so it must not be abandoned half-way. (Ignored outside a watched
-    // task, such as the CLI: nothing cancels those.)
-    let _ = COMMIT_STARTED.try_with(|started| {
-        started.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
-    graph_log::seal(&txn).await?;
-    txn.commit().await?;
-    Ok(())
 }
 
 /// The current time, truncated to microseconds: PostgreSQL keeps microseconds and SQLite

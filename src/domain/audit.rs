@@ -233,40 +233,33 @@ mod tests {
     }
 }
 
-/// Records one event with the caller's connection (and so its transaction).
-pub async fn record(db: &impl ConnectionTrait, actor: &Actor, event: Event) -> Result<()> {
-    record_all(db, actor, vec![event]).await
-}
-
-/// Records many events in as few statements as the engines allow.
-pub async fn record_all(
+/// Writes the events of a unit of work to the trail, in its transaction, in as few
+/// statements as the engines allow. Only the unit of work calls this: it is how every
+/// write is audited.
+pub(super) async fn write(
     db: &impl ConnectionTrait,
     actor: &Actor,
-    events: Vec<Event>,
+    events: &[Event],
 ) -> Result<()> {
-    super::graph_log::note(db, &events).await?;
     let occurred_at = now();
     // 9 columns a row; 500 rows stay well below SQLite's limit of bound parameters.
-    let mut rows = events.into_iter().map(|event| audit_event::ActiveModel {
-        id: NotSet,
-        occurred_at: Set(occurred_at),
-        actor: Set(actor.name().to_owned()),
-        source: Set(actor.source().map(str::to_owned)),
-        entity_type: Set(event.entity_type.as_str().to_owned()),
-        entity_id: Set(event.entity_id),
-        action: Set(event.action.as_str().to_owned()),
-        before: Set(event.before),
-        after: Set(event.after),
-    });
-    loop {
-        let chunk: Vec<_> = rows.by_ref().take(500).collect();
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        audit_event::Entity::insert_many(chunk)
+    for chunk in events.chunks(500) {
+        let rows = chunk.iter().map(|event| audit_event::ActiveModel {
+            id: NotSet,
+            occurred_at: Set(occurred_at),
+            actor: Set(actor.name().to_owned()),
+            source: Set(actor.source().map(str::to_owned)),
+            entity_type: Set(event.entity_type.as_str().to_owned()),
+            entity_id: Set(event.entity_id.clone()),
+            action: Set(event.action.as_str().to_owned()),
+            before: Set(event.before.clone()),
+            after: Set(event.after.clone()),
+        });
+        audit_event::Entity::insert_many(rows)
             .exec_without_returning(db)
             .await?;
     }
+    Ok(())
 }
 
 /// Which events to list; every given criterion must hold.

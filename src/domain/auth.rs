@@ -18,10 +18,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::audit::{self, Action, Actor, EntityType, Event};
+use super::audit::{Action, Actor, EntityType, Event};
 use super::clock::Clock;
-use super::{Conn, Error, Result, commit, now, required_text};
-use crate::db::begin_write;
+use super::unit_of_work::UnitOfWork;
+use super::{Error, Result, now, required_text};
 
 /// What a token may do. Each role includes the rights of those before it, except that
 /// `discovery` may only read and upsert discovered CIs.
@@ -152,16 +152,17 @@ impl From<&api_token::Model> for TokenInfo {
 
 /// Creates a token; returns it (to show once) and its record.
 pub async fn create(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     name: &str,
     role: Role,
 ) -> Result<(String, TokenInfo)> {
     let name = required_text("name", name, 100)?;
-    let txn = begin_write(db).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
     if Entity::find()
         .filter(Column::Name.eq(name.as_str()))
-        .count(&txn)
+        .count(txn)
         .await?
         > 0
     {
@@ -178,22 +179,17 @@ pub async fn create(
         created_at: Set(now()),
         revoked_at: Set(None),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
     let info = TokenInfo::from(&model);
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::ApiToken,
-            model.id,
-            Action::Create,
-            None,
-            Some(&info),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    uow.record(Event::new(
+        EntityType::ApiToken,
+        model.id,
+        Action::Create,
+        None,
+        Some(&info),
+    )?);
+    uow.commit().await?;
     Ok((token, info))
 }
 
@@ -219,9 +215,10 @@ pub async fn any_active(db: &impl ConnectionTrait) -> Result<bool> {
 
 /// Revokes the token of that name; it stops working at once on this instance and within
 /// the authentication cache's lifetime on the others.
-pub async fn revoke(db: &impl Conn, actor: &Actor, name: &str) -> Result<TokenInfo> {
-    let txn = begin_write(db).await?;
-    let model = super::lock_row(&txn, Entity::find().filter(Column::Name.eq(name)))
+pub async fn revoke(db: &DatabaseConnection, actor: &Actor, name: &str) -> Result<TokenInfo> {
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let model = super::lock_row(txn, Entity::find().filter(Column::Name.eq(name)))
         .await?
         .ok_or_else(|| Error::not_found("API token", name))?;
     if model.revoked_at.is_some() {
@@ -230,21 +227,16 @@ pub async fn revoke(db: &impl Conn, actor: &Actor, name: &str) -> Result<TokenIn
     let before = TokenInfo::from(&model);
     let mut active: api_token::ActiveModel = model.into();
     active.revoked_at = Set(Some(now()));
-    let model = active.update(&txn).await?;
+    let model = active.update(txn).await?;
     let after = TokenInfo::from(&model);
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::ApiToken,
-            model.id,
-            Action::Update,
-            Some(&before),
-            Some(&after),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    uow.record(Event::new(
+        EntityType::ApiToken,
+        model.id,
+        Action::Update,
+        Some(&before),
+        Some(&after),
+    )?);
+    uow.commit().await?;
     Ok(after)
 }
 

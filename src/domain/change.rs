@@ -17,23 +17,23 @@ use entity::{change_approval, change_ci, change_request, change_service};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder,
     sea_query::{Condition, Query},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::audit::{self, Action, Actor, EntityType, Event};
+use super::audit::{Action, Actor, EntityType, Event};
 use super::impact::GraphCache;
 use super::impact::blast::{BlastContext, BlastRadius};
 use super::numbering::{self, Sequence};
 use super::pagination::{KeyKind, KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::unit_of_work::UnitOfWork;
 use super::{
-    Conn, Error, Patch, Result, check_version, commit, now, optional_trimmed, patch_trimmed,
-    required_text, text_limits,
+    Error, Patch, Result, check_version, now, optional_trimmed, patch_trimmed, required_text,
+    text_limits,
 };
-use crate::db::begin_write;
 use crate::limits::Limits;
 
 /// Whether a change of `change_type` may go from `from` to `to`. Standard changes are
@@ -757,9 +757,21 @@ async fn save(
 
 /// Records a change as a draft.
 pub async fn create(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     limits: &Limits,
     actor: &Actor,
+    new: NewChange,
+) -> Result<change_request::Model> {
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let out = create_in(&uow, limits, new).await?;
+    uow.commit().await?;
+    Ok(out)
+}
+
+/// The same, as part of a larger write.
+pub async fn create_in(
+    uow: &UnitOfWork,
+    limits: &Limits,
     new: NewChange,
 ) -> Result<change_request::Model> {
     let title = required_text("title", &new.title, text_limits::NAME)?;
@@ -773,12 +785,12 @@ pub async fn create(
     check_window(new.planned_start, new.planned_end)?;
     let ci_ids = super::dedup(new.ci_ids);
     super::check_batch_size(limits, ci_ids.len(), "CIs")?;
-    let txn = begin_write(db).await?;
-    super::ci::ensure_exist(&txn, "ciIds", &ci_ids).await?;
+    let txn = uow.txn();
+    super::ci::ensure_exist(txn, "ciIds", &ci_ids).await?;
     let at = now();
     let model = change_request::Model {
         id: Uuid::now_v7(),
-        number: numbering::next(&txn, Sequence::Change).await?,
+        number: numbering::next(txn, Sequence::Change).await?,
         title,
         description,
         change_type: new.change_type,
@@ -796,28 +808,22 @@ pub async fn create(
         created_at: at,
         updated_at: at,
     };
-    model.clone().into_active_model().insert(&txn).await?;
-    store_cis(&txn, model.id, &ci_ids).await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::Change,
-            model.id,
-            Action::Create,
-            None,
-            Some(&snapshot(&model, &ci_ids)),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    model.clone().into_active_model().insert(txn).await?;
+    store_cis(txn, model.id, &ci_ids).await?;
+    uow.record(Event::new(
+        EntityType::Change,
+        model.id,
+        Action::Create,
+        None,
+        Some(&snapshot(&model, &ci_ids)),
+    )?);
     Ok(model)
 }
 
 /// Changes a change's fields, while it is a draft, submitted or assessed. A submitted or
 /// assessed change is reassessed when its CIs, window or type change.
 pub async fn update(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     cache: &GraphCache,
     limits: &Limits,
     actor: &Actor,
@@ -842,8 +848,9 @@ pub async fn update(
     )?;
     let ci_ids = changes.ci_ids.map(super::dedup);
     super::check_batch_size(limits, ci_ids.as_ref().map_or(0, Vec::len), "CIs")?;
-    let txn = begin_write(db).await?;
-    let before = get_for_update(&txn, id).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let before = get_for_update(txn, id).await?;
     check_version(expected_version, before.version)?;
     if !editable(before.state) {
         return Err(Error::InvalidTransition(format!(
@@ -852,10 +859,7 @@ pub async fn update(
             state_name(before.state)
         )));
     }
-    let before_cis = ci_ids_of(&txn, &[id])
-        .await?
-        .remove(&id)
-        .unwrap_or_default();
+    let before_cis = ci_ids_of(txn, &[id]).await?.remove(&id).unwrap_or_default();
     let mut after = before.clone();
     if let Some(title) = title {
         after.title = title;
@@ -877,7 +881,7 @@ pub async fn update(
     check_window(after.planned_start, after.planned_end)?;
     let after_cis = match ci_ids {
         Some(ids) => {
-            super::ci::ensure_exist(&txn, "input.ciIds", &ids).await?;
+            super::ci::ensure_exist(txn, "input.ciIds", &ids).await?;
             ids
         }
         None => before_cis.clone(),
@@ -891,30 +895,25 @@ pub async fn update(
         return Ok(before);
     }
     if cis_changed {
-        store_cis(&txn, id, &after_cis).await?;
+        store_cis(txn, id, &after_cis).await?;
     }
     let window_changed =
         (after.planned_start, after.planned_end) != (before.planned_start, before.planned_end);
     if before.state != ChangeState::Draft && (cis_changed || window_changed) {
-        let assessment = compute_assessment(&txn, cache, limits, &after, &after_cis).await?;
-        store_assessment(&txn, &mut after, &assessment).await?;
+        let assessment = compute_assessment(txn, cache, limits, &after, &after_cis).await?;
+        store_assessment(txn, &mut after, &assessment).await?;
     }
     after.version = before.version + 1;
     after.updated_at = now();
-    save(&txn, &before, &after).await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::Change,
-            id,
-            Action::Update,
-            Some(&snapshot(&before, &before_cis)),
-            Some(&snapshot(&after, &after_cis)),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    save(txn, &before, &after).await?;
+    uow.record(Event::new(
+        EntityType::Change,
+        id,
+        Action::Update,
+        Some(&snapshot(&before, &before_cis)),
+        Some(&snapshot(&after, &after_cis)),
+    )?);
+    uow.commit().await?;
     Ok(after)
 }
 
@@ -938,10 +937,26 @@ pub fn state_name(state: ChangeState) -> String {
 /// finishing records the outcome; closing needs review notes.
 #[allow(clippy::too_many_arguments)]
 pub async fn transition(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     cache: &GraphCache,
     limits: &Limits,
     actor: &Actor,
+    id: Uuid,
+    expected_version: Option<i32>,
+    to: ChangeState,
+    details: TransitionDetails,
+) -> Result<change_request::Model> {
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let out = transition_in(&uow, cache, limits, id, expected_version, to, details).await?;
+    uow.commit().await?;
+    Ok(out)
+}
+
+/// The same, as part of a larger write.
+pub async fn transition_in(
+    uow: &UnitOfWork,
+    cache: &GraphCache,
+    limits: &Limits,
     id: Uuid,
     expected_version: Option<i32>,
     to: ChangeState,
@@ -953,8 +968,8 @@ pub async fn transition(
         details.review_notes,
         text_limits::DESCRIPTION,
     )?;
-    let txn = begin_write(db).await?;
-    let before = get_for_update(&txn, id).await?;
+    let txn = uow.txn();
+    let before = get_for_update(txn, id).await?;
     check_version(expected_version, before.version)?;
     // Submitting a standard change approves it: it is pre-approved.
     let to = if before.change_type == ChangeType::Standard
@@ -974,10 +989,7 @@ pub async fn transition(
             state_name(to)
         )));
     }
-    let ci_ids = ci_ids_of(&txn, &[id])
-        .await?
-        .remove(&id)
-        .unwrap_or_default();
+    let ci_ids = ci_ids_of(txn, &[id]).await?.remove(&id).unwrap_or_default();
     let mut after = before.clone();
     after.state = to;
     match to {
@@ -988,12 +1000,12 @@ pub async fn transition(
                     format!("change {} names no CI: say what it touches", before.number),
                 ));
             }
-            let assessment = compute_assessment(&txn, cache, limits, &after, &ci_ids).await?;
-            store_assessment(&txn, &mut after, &assessment).await?;
+            let assessment = compute_assessment(txn, cache, limits, &after, &ci_ids).await?;
+            store_assessment(txn, &mut after, &assessment).await?;
         }
         ChangeState::Approved if before.state == ChangeState::Draft => {
-            let assessment = compute_assessment(&txn, cache, limits, &after, &ci_ids).await?;
-            store_assessment(&txn, &mut after, &assessment).await?;
+            let assessment = compute_assessment(txn, cache, limits, &after, &ci_ids).await?;
+            store_assessment(txn, &mut after, &assessment).await?;
             // The approval is the standard change model's, given in advance: record it as
             // such, with who submitted the change under it.
             change_approval::Model {
@@ -1004,12 +1016,12 @@ pub async fn transition(
                 comment: Some(format!(
                     "pre-approved: a standard change follows an approved change model; submitted \
                      by {}",
-                    actor.name()
+                    uow.actor().name()
                 )),
                 decided_at: now(),
             }
             .into_active_model()
-            .insert(&txn)
+            .insert(txn)
             .await?;
         }
         ChangeState::Approved | ChangeState::Rejected => {
@@ -1022,12 +1034,12 @@ pub async fn transition(
                 id: Uuid::now_v7(),
                 change_id: id,
                 decision,
-                approver: actor.name().to_owned(),
+                approver: uow.actor().name().to_owned(),
                 comment: comment.clone(),
                 decided_at: now(),
             }
             .into_active_model()
-            .insert(&txn)
+            .insert(txn)
             .await?;
         }
         ChangeState::Scheduled => {
@@ -1061,25 +1073,19 @@ pub async fn transition(
     }
     after.version = before.version + 1;
     after.updated_at = now();
-    save(&txn, &before, &after).await?;
+    save(txn, &before, &after).await?;
     let action = match to {
         ChangeState::Approved if before.state != ChangeState::Draft => Action::Approve,
         ChangeState::Rejected => Action::Reject,
         _ => Action::Transition,
     };
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::Change,
-            id,
-            action,
-            Some(&snapshot(&before, &ci_ids)),
-            Some(&snapshot(&after, &ci_ids)),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    uow.record(Event::new(
+        EntityType::Change,
+        id,
+        action,
+        Some(&snapshot(&before, &ci_ids)),
+        Some(&snapshot(&after, &ci_ids)),
+    )?);
     Ok(after)
 }
 
@@ -1089,7 +1095,7 @@ pub const STANDARD_CHANGE_MODEL: &str = "standard change model";
 /// Recomputes the assessment of a submitted change as things stand now; a submitted change
 /// becomes assessed. Finished changes keep the assessment they were decided on.
 pub async fn assess(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     cache: &GraphCache,
     limits: &Limits,
     actor: &Actor,
@@ -1120,31 +1126,24 @@ pub async fn assess(
             state_name(current.state)
         )));
     }
-    let txn = begin_write(db).await?;
-    let before = get_for_update(&txn, id).await?;
-    let ci_ids = ci_ids_of(&txn, &[id])
-        .await?
-        .remove(&id)
-        .unwrap_or_default();
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let before = get_for_update(txn, id).await?;
+    let ci_ids = ci_ids_of(txn, &[id]).await?.remove(&id).unwrap_or_default();
     let mut after = before.clone();
-    let assessment = compute_assessment(&txn, cache, limits, &after, &ci_ids).await?;
-    store_assessment(&txn, &mut after, &assessment).await?;
+    let assessment = compute_assessment(txn, cache, limits, &after, &ci_ids).await?;
+    store_assessment(txn, &mut after, &assessment).await?;
     after.version = before.version + 1;
     after.updated_at = now();
-    save(&txn, &before, &after).await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::Change,
-            id,
-            Action::Assess,
-            Some(&snapshot(&before, &ci_ids)),
-            Some(&snapshot(&after, &ci_ids)),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    save(txn, &before, &after).await?;
+    uow.record(Event::new(
+        EntityType::Change,
+        id,
+        Action::Assess,
+        Some(&snapshot(&before, &ci_ids)),
+        Some(&snapshot(&after, &ci_ids)),
+    )?);
+    uow.commit().await?;
     Ok(after)
 }
 

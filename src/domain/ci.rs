@@ -12,24 +12,23 @@ use entity::configuration_item::{self, Column, Entity};
 use entity::service_member;
 use entity::values::{Criticality, LifecycleStatus};
 use sea_orm::{
-    ActiveModelTrait,
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
-    QueryTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QuerySelect, QueryTrait,
     prelude::{Expr, Json},
     sea_query::Condition,
 };
 use uuid::Uuid;
 
-use super::audit::{self, Action, Actor, EntityType, Event};
+use super::audit::{Action, Actor, EntityType, Event};
 use super::ci_class::{ClassCatalog, validate_attributes};
 use super::discovery::{identity, provenance};
 use super::pagination::{KeyKind, KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::unit_of_work::UnitOfWork;
 use super::{
-    Conn, Error, Patch, Result, TextMatch, check_version, commit, now, optional_trimmed,
-    patch_trimmed, required_text, text_limits,
+    Error, Patch, Result, TextMatch, check_version, optional_trimmed, patch_trimmed, required_text,
+    text_limits,
 };
-use crate::db::{backend, begin_write};
+use crate::db::backend;
 
 /// A configuration item to create. The class is given by name.
 #[derive(Debug, Clone, Default)]
@@ -253,67 +252,61 @@ pub async fn ensure_exist(db: &impl ConnectionTrait, field: &str, ids: &[Uuid]) 
 
 /// Creates a CI after checking its attributes against its class.
 pub async fn create(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     input: NewCi,
 ) -> Result<configuration_item::Model> {
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let model = create_in(&uow, input).await?;
+    uow.commit().await?;
+    Ok(model)
+}
+
+/// Creates a CI as part of a larger write.
+pub async fn create_in(uow: &UnitOfWork, input: NewCi) -> Result<configuration_item::Model> {
     let name = required_text("name", &input.name, text_limits::NAME)?;
     let description = optional_trimmed("description", input.description, text_limits::DESCRIPTION)?;
     let environment = optional_trimmed("environment", input.environment, 64)?;
     let owner = optional_trimmed("owner", input.owner, text_limits::SHORT)?;
-
-    let txn = begin_write(db).await?;
-    let catalog = ClassCatalog::load(&txn).await?;
+    let txn = uow.txn();
+    let catalog = ClassCatalog::load(txn).await?;
     let class = catalog.resolve("class", input.class.trim())?;
     let attributes = validate_attributes(
         &class.name,
         &catalog.effective_attributes(class.id),
         input.attributes.unwrap_or(Json::Null),
     )?;
-    let at = now();
-    let model = configuration_item::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        class_id: Set(class.id),
-        name: Set(name),
-        description: Set(description),
-        status: Set(input.status.unwrap_or(LifecycleStatus::InService)),
-        environment: Set(environment),
-        criticality: Set(input.criticality),
-        owner: Set(owner),
-        attributes: Set(attributes),
-        version: Set(1),
-        created_at: Set(at),
-        updated_at: Set(at),
-        provenance: Set(Json::Object(Default::default())),
-    }
-    .insert(&txn)
-    .await?;
-    let mut model = model;
+    let at = uow.at();
+    let mut model = configuration_item::Model {
+        id: Uuid::now_v7(),
+        class_id: class.id,
+        name,
+        description,
+        status: input.status.unwrap_or(LifecycleStatus::InService),
+        environment,
+        criticality: input.criticality,
+        owner,
+        attributes,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+        provenance: Json::Object(Default::default()),
+    };
     let changed = provenance::changed_fields(None, &model);
     let mut stamped = model.provenance.clone();
     provenance::stamp_changes(&mut stamped, &model, &changed, provenance::MANUAL, at);
-    if stamped != model.provenance {
-        Entity::update_many()
-            .col_expr(Column::Provenance, Expr::value(stamped.clone()))
-            .filter(Column::Id.eq(model.id))
-            .exec(&txn)
-            .await?;
-        model.provenance = stamped;
-    }
-    identity::replace(&txn, &catalog, &[&model]).await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::ConfigurationItem,
-            model.id,
-            Action::Create,
-            None,
-            Some(&model),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    model.provenance = stamped;
+    let model = sea_orm::IntoActiveModel::into_active_model(model)
+        .insert(txn)
+        .await?;
+    identity::replace(txn, &catalog, &[&model]).await?;
+    uow.record(Event::new(
+        EntityType::ConfigurationItem,
+        model.id,
+        Action::Create,
+        None,
+        Some(&model),
+    )?);
     Ok(model)
 }
 
@@ -342,14 +335,14 @@ fn merge_attributes(attributes: &Json, patch: Json) -> Result<Json> {
 /// Writes `after` over `before` if nobody changed the CI in between, bumping the version,
 /// and records the event. A concurrent writer makes this a `VERSION_MISMATCH`.
 async fn write_change(
-    txn: &impl ConnectionTrait,
-    actor: &Actor,
+    uow: &UnitOfWork,
     action: Action,
     before: &configuration_item::Model,
     mut after: configuration_item::Model,
 ) -> Result<configuration_item::Model> {
+    let txn = uow.txn();
     after.version = before.version + 1;
-    after.updated_at = now();
+    after.updated_at = uow.at();
     let changed = provenance::changed_fields(Some(before), &after);
     let mut stamped = after.provenance.clone();
     provenance::stamp_changes(
@@ -382,25 +375,20 @@ async fn write_change(
             actual: current.version,
         });
     }
-    audit::record(
-        txn,
-        actor,
-        Event::new(
-            EntityType::ConfigurationItem,
-            after.id,
-            action,
-            Some(before),
-            Some(&after),
-        )?,
-    )
-    .await?;
+    uow.record(Event::new(
+        EntityType::ConfigurationItem,
+        after.id,
+        action,
+        Some(before),
+        Some(&after),
+    )?);
     Ok(after)
 }
 
 /// Applies `changes` to a CI. With `expected_version`, applies them only if the CI is still
 /// at that version. A change that changes nothing writes nothing.
 pub async fn update(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     id: Uuid,
     expected_version: Option<i32>,
@@ -414,8 +402,9 @@ pub async fn update(
     let environment = patch_trimmed("environment", changes.environment, 64)?;
     let owner = patch_trimmed("owner", changes.owner, text_limits::SHORT)?;
 
-    let txn = begin_write(db).await?;
-    let before = get_for_update(&txn, id).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let before = get_for_update(txn, id).await?;
     check_version(expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(name) = name {
@@ -435,7 +424,7 @@ pub async fn update(
         if let Some(patch) = changes.attribute_patch {
             attributes = merge_attributes(&attributes, patch)?;
         }
-        let catalog = ClassCatalog::load(&txn).await?;
+        let catalog = ClassCatalog::load(txn).await?;
         let class_name = catalog
             .get(before.class_id)
             .map(|c| c.name.clone())
@@ -449,33 +438,34 @@ pub async fn update(
     if after == before {
         return Ok(before);
     }
-    let after = write_change(&txn, actor, Action::Update, &before, after).await?;
+    let after = write_change(&uow, Action::Update, &before, after).await?;
     if after.attributes != before.attributes {
-        let catalog = ClassCatalog::load(&txn).await?;
-        identity::replace(&txn, &catalog, &[&after]).await?;
+        let catalog = ClassCatalog::load(txn).await?;
+        identity::replace(txn, &catalog, &[&after]).await?;
     }
-    commit(txn).await?;
+    uow.commit().await?;
     Ok(after)
 }
 
 /// Marks a CI retired: it stays on record, with its relationships, but leaves the impact
 /// graph. Retiring a retired CI changes nothing.
 pub async fn retire(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     id: Uuid,
     expected_version: Option<i32>,
 ) -> Result<configuration_item::Model> {
-    let txn = begin_write(db).await?;
-    let before = get_for_update(&txn, id).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let before = get_for_update(txn, id).await?;
     check_version(expected_version, before.version)?;
     if before.status == LifecycleStatus::Retired {
         return Ok(before);
     }
     let mut after = before.clone();
     after.status = LifecycleStatus::Retired;
-    let after = write_change(&txn, actor, Action::Retire, &before, after).await?;
-    commit(txn).await?;
+    let after = write_change(&uow, Action::Retire, &before, after).await?;
+    uow.commit().await?;
     Ok(after)
 }
 
@@ -483,31 +473,27 @@ pub async fn retire(
 /// event for each. Meant for mistakes: a CI that an incident or a change names is refused
 /// (`CONFLICT`), and is retired instead.
 pub async fn delete(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     id: Uuid,
     expected_version: Option<i32>,
 ) -> Result<configuration_item::Model> {
-    let txn = begin_write(db).await?;
-    let ci = get_for_update(&txn, id).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let ci = get_for_update(txn, id).await?;
     check_version(expected_version, ci.version)?;
-    super::references::ensure_ci_deletable(&txn, id, &ci.name).await?;
-    super::relationship::delete_touching(&txn, actor, id).await?;
-    super::service::remove_from_all_services(&txn, actor, id).await?;
-    Entity::delete_by_id(id).exec(&txn).await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::ConfigurationItem,
-            id,
-            Action::Delete,
-            Some(&ci),
-            None,
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    super::references::ensure_ci_deletable(txn, id, &ci.name).await?;
+    super::relationship::delete_touching(&uow, id).await?;
+    super::service::remove_from_all_services(&uow, id).await?;
+    Entity::delete_by_id(id).exec(txn).await?;
+    uow.record(Event::new(
+        EntityType::ConfigurationItem,
+        id,
+        Action::Delete,
+        Some(&ci),
+        None,
+    )?);
+    uow.commit().await?;
     Ok(ci)
 }
 

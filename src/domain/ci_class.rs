@@ -14,16 +14,15 @@ use entity::values::{AttributeDefinition, AttributeDefinitions, AttributeNames, 
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder,
     prelude::Json,
 };
 use serde_json::Map;
 
-use super::audit::{self, Action, Actor, EntityType, Event};
-use super::{
-    Conn, Error, Patch, Result, commit, identifier, now, optional_text, required_text, text_limits,
-};
-use crate::db::begin_write;
+use super::audit::{Action, Actor, EntityType, Event};
+use super::unit_of_work::UnitOfWork;
+use super::{Error, Patch, Result, identifier, now, optional_text, required_text, text_limits};
 
 /// Largest serialised size of one CI's attributes.
 pub const MAX_ATTRIBUTES_BYTES: usize = 64 * 1024;
@@ -355,7 +354,11 @@ fn check_identifiers(catalog: &ClassCatalog, class_id: i32) -> Result<()> {
 }
 
 /// Creates a class.
-pub async fn create(db: &impl Conn, actor: &Actor, input: NewClass) -> Result<ci_class::Model> {
+pub async fn create(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    input: NewClass,
+) -> Result<ci_class::Model> {
     let name = identifier("name", input.name.trim())?;
     let label = match input.label {
         Some(label) => required_text("label", &label, text_limits::SHORT)?,
@@ -367,8 +370,9 @@ pub async fn create(db: &impl Conn, actor: &Actor, input: NewClass) -> Result<ci
         .transpose()?;
     let attributes = check_definitions(&input.attributes)?;
 
-    let txn = begin_write(db).await?;
-    let catalog = ClassCatalog::load(&txn).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let catalog = ClassCatalog::load(txn).await?;
     if catalog.by_name(&name).is_ok() {
         return Err(Error::Conflict(format!(
             "a CI class named `{name}` already exists"
@@ -391,37 +395,33 @@ pub async fn create(db: &impl Conn, actor: &Actor, input: NewClass) -> Result<ci
         updated_at: Set(at),
         discovery_overrides_manual: Set(input.discovery_overrides_manual),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
     let mut classes = catalog.all().to_vec();
     classes.push(model.clone());
     check_identifiers(&ClassCatalog::new(classes), model.id)?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::CiClass,
-            model.id,
-            Action::Create,
-            None,
-            Some(&model),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    uow.record(Event::new(
+        EntityType::CiClass,
+        model.id,
+        Action::Create,
+        None,
+        Some(&model),
+    )?);
+    uow.commit().await?;
     Ok(model)
 }
 
 /// Changes a class. CIs are not rewritten: the new definitions apply to their next write.
 pub async fn update(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     name: &str,
     changes: ClassChanges,
 ) -> Result<ci_class::Model> {
-    let txn = begin_write(db).await?;
-    lock_class(&txn, name).await?;
-    let catalog = ClassCatalog::load(&txn).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    lock_class(txn, name).await?;
+    let catalog = ClassCatalog::load(txn).await?;
     let before = catalog.by_name(name)?.clone();
     let mut after = before.clone();
     if let Some(label) = changes.label {
@@ -466,7 +466,7 @@ pub async fn update(
     active.identifier_attributes = Set(after.identifier_attributes.clone());
     active.discovery_overrides_manual = Set(after.discovery_overrides_manual);
     active.updated_at = Set(after.updated_at);
-    let model = active.update(&txn).await?;
+    let model = active.update(txn).await?;
     // Identity keys follow the identifier attributes of the class and its subclasses.
     let rekey: Vec<i32> = updated
         .with_descendants(model.id)
@@ -476,24 +476,19 @@ pub async fn update(
     if !rekey.is_empty() {
         let cis = configuration_item::Entity::find()
             .filter(configuration_item::Column::ClassId.is_in(rekey))
-            .all(&txn)
+            .all(txn)
             .await?;
         let refs: Vec<&configuration_item::Model> = cis.iter().collect();
-        super::discovery::identity::replace(&txn, &updated, &refs).await?;
+        super::discovery::identity::replace(txn, &updated, &refs).await?;
     }
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::CiClass,
-            model.id,
-            Action::Update,
-            Some(&before),
-            Some(&model),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    uow.record(Event::new(
+        EntityType::CiClass,
+        model.id,
+        Action::Update,
+        Some(&before),
+        Some(&model),
+    )?);
+    uow.commit().await?;
     Ok(model)
 }
 
@@ -509,9 +504,10 @@ pub async fn lock_class(txn: &impl ConnectionTrait, name: &str) -> Result<()> {
 }
 
 /// Deletes a class that no CI and no subclass uses.
-pub async fn delete(db: &impl Conn, actor: &Actor, name: &str) -> Result<ci_class::Model> {
-    let txn = begin_write(db).await?;
-    let catalog = ClassCatalog::load(&txn).await?;
+pub async fn delete(db: &DatabaseConnection, actor: &Actor, name: &str) -> Result<ci_class::Model> {
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let catalog = ClassCatalog::load(txn).await?;
     let class = catalog.by_name(name)?.clone();
     let children = catalog.children(class.id);
     if !children.is_empty() {
@@ -526,27 +522,22 @@ pub async fn delete(db: &impl Conn, actor: &Actor, name: &str) -> Result<ci_clas
     }
     let in_use = configuration_item::Entity::find()
         .filter(configuration_item::Column::ClassId.eq(class.id))
-        .count(&txn)
+        .count(txn)
         .await?;
     if in_use > 0 {
         return Err(Error::Conflict(format!(
             "class `{name}` is the class of {in_use} configuration item(s); delete or reclassify them first"
         )));
     }
-    ci_class::Entity::delete_by_id(class.id).exec(&txn).await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::CiClass,
-            class.id,
-            Action::Delete,
-            Some(&class),
-            None,
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    ci_class::Entity::delete_by_id(class.id).exec(txn).await?;
+    uow.record(Event::new(
+        EntityType::CiClass,
+        class.id,
+        Action::Delete,
+        Some(&class),
+        None,
+    )?);
+    uow.commit().await?;
     Ok(class)
 }
 

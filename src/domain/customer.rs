@@ -8,19 +8,19 @@ use std::collections::HashMap;
 
 use entity::{customer, customer_service};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, sea_query::Condition,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, sea_query::Condition,
 };
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::audit::{self, Action, Actor, EntityType, Event};
+use super::audit::{Action, Actor, EntityType, Event};
 use super::pagination::{KeyKind, KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::unit_of_work::UnitOfWork;
 use super::{
-    Conn, Error, Patch, Result, TextMatch, check_version, commit, now, optional_trimmed,
-    patch_trimmed, required_text, text_limits,
+    Error, Patch, Result, TextMatch, check_version, now, optional_trimmed, patch_trimmed,
+    required_text, text_limits,
 };
-use crate::db::begin_write;
 
 /// A customer to record.
 #[derive(Debug, Clone, Default)]
@@ -165,13 +165,25 @@ fn email(field: &str, value: Option<String>) -> Result<Option<String>> {
 }
 
 /// Records a customer.
-pub async fn create(db: &impl Conn, actor: &Actor, new: NewCustomer) -> Result<customer::Model> {
+pub async fn create(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    new: NewCustomer,
+) -> Result<customer::Model> {
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let out = create_in(&uow, new).await?;
+    uow.commit().await?;
+    Ok(out)
+}
+
+/// The same, as part of a larger write.
+pub async fn create_in(uow: &UnitOfWork, new: NewCustomer) -> Result<customer::Model> {
     let name = required_text("name", &new.name, text_limits::NAME)?;
     let contact_name = optional_trimmed("contactName", new.contact_name, text_limits::SHORT)?;
     let contact_email = email("contactEmail", new.contact_email)?;
     let description = optional_trimmed("description", new.description, text_limits::DESCRIPTION)?;
-    let txn = begin_write(db).await?;
-    ensure_name_free(&txn, &name, None).await?;
+    let txn = uow.txn();
+    ensure_name_free(txn, &name, None).await?;
     let at = now();
     let model = customer::Model {
         id: Uuid::now_v7(),
@@ -183,23 +195,17 @@ pub async fn create(db: &impl Conn, actor: &Actor, new: NewCustomer) -> Result<c
         created_at: at,
         updated_at: at,
     };
-    model.clone().into_active_model().insert(&txn).await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::Customer,
-            model.id,
-            Action::Create,
-            None,
-            Some(&Snapshot {
-                customer: &model,
-                services: &[],
-            }),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    model.clone().into_active_model().insert(txn).await?;
+    uow.record(Event::new(
+        EntityType::Customer,
+        model.id,
+        Action::Create,
+        None,
+        Some(&Snapshot {
+            customer: &model,
+            services: &[],
+        }),
+    )?);
     Ok(model)
 }
 
@@ -211,12 +217,12 @@ async fn links(db: &impl ConnectionTrait, id: Uuid) -> Result<Vec<customer_servi
 }
 
 async fn save_and_audit(
-    txn: &impl ConnectionTrait,
-    actor: &Actor,
+    uow: &UnitOfWork,
     action: Action,
     before: (&customer::Model, &[customer_service::Model]),
     after: (&mut customer::Model, &[customer_service::Model]),
 ) -> Result<()> {
+    let txn = uow.txn();
     after.0.version = before.0.version + 1;
     after.0.updated_at = now();
     let result = customer::Entity::update_many()
@@ -232,29 +238,25 @@ async fn save_and_audit(
             actual: current.version,
         });
     }
-    audit::record(
-        txn,
-        actor,
-        Event::new(
-            EntityType::Customer,
-            before.0.id,
-            action,
-            Some(&Snapshot {
-                customer: before.0,
-                services: before.1,
-            }),
-            Some(&Snapshot {
-                customer: after.0,
-                services: after.1,
-            }),
-        )?,
-    )
-    .await
+    uow.record(Event::new(
+        EntityType::Customer,
+        before.0.id,
+        action,
+        Some(&Snapshot {
+            customer: before.0,
+            services: before.1,
+        }),
+        Some(&Snapshot {
+            customer: after.0,
+            services: after.1,
+        }),
+    )?);
+    Ok(())
 }
 
 /// Changes a customer's own fields.
 pub async fn update(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     id: Uuid,
     expected_version: Option<i32>,
@@ -273,13 +275,14 @@ pub async fn update(
         other => other,
     };
     let description = patch_trimmed("description", changes.description, text_limits::DESCRIPTION)?;
-    let txn = begin_write(db).await?;
-    let before = get_for_update(&txn, id).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let before = get_for_update(txn, id).await?;
     check_version(expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(name) = name {
         if name != before.name {
-            ensure_name_free(&txn, &name, Some(id)).await?;
+            ensure_name_free(txn, &name, Some(id)).await?;
         }
         after.name = name;
     }
@@ -289,35 +292,47 @@ pub async fn update(
     if after == before {
         return Ok(before);
     }
-    let services = links(&txn, id).await?;
+    let services = links(txn, id).await?;
     save_and_audit(
-        &txn,
-        actor,
+        &uow,
         Action::Update,
         (&before, &services),
         (&mut after, &services),
     )
     .await?;
-    commit(txn).await?;
+    uow.commit().await?;
     Ok(after)
 }
 
 /// Records that a customer consumes a service under `agreement` (replacing the agreement
 /// when it already does).
 pub async fn subscribe(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     customer_id: Uuid,
     service_id: Uuid,
     agreement: Option<String>,
 ) -> Result<customer::Model> {
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let out = subscribe_in(&uow, customer_id, service_id, agreement).await?;
+    uow.commit().await?;
+    Ok(out)
+}
+
+/// The same, as part of a larger write.
+pub async fn subscribe_in(
+    uow: &UnitOfWork,
+    customer_id: Uuid,
+    service_id: Uuid,
+    agreement: Option<String>,
+) -> Result<customer::Model> {
     let agreement = optional_trimmed("agreement", agreement, text_limits::SHORT)?;
-    let txn = begin_write(db).await?;
-    let before = get_for_update(&txn, customer_id).await?;
-    super::service::get(&txn, service_id)
+    let txn = uow.txn();
+    let before = get_for_update(txn, customer_id).await?;
+    super::service::get(txn, service_id)
         .await
         .map_err(|err| err.within("serviceId"))?;
-    let before_links = links(&txn, customer_id).await?;
+    let before_links = links(txn, customer_id).await?;
     let mut after_links = before_links.clone();
     match after_links.iter_mut().find(|l| l.service_id == service_id) {
         Some(link) if link.agreement == agreement => return Ok(before),
@@ -332,34 +347,33 @@ pub async fn subscribe(
     customer_service::Entity::delete_many()
         .filter(customer_service::Column::CustomerId.eq(customer_id))
         .filter(customer_service::Column::ServiceId.eq(service_id))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     if let Some(link) = after_links.iter().find(|l| l.service_id == service_id) {
-        link.clone().into_active_model().insert(&txn).await?;
+        link.clone().into_active_model().insert(txn).await?;
     }
     let mut after = before.clone();
     save_and_audit(
-        &txn,
-        actor,
+        &uow,
         Action::AddMembers,
         (&before, &before_links),
         (&mut after, &after_links),
     )
     .await?;
-    commit(txn).await?;
     Ok(after)
 }
 
 /// Records that a customer no longer consumes a service; nothing happens when it did not.
 pub async fn unsubscribe(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     customer_id: Uuid,
     service_id: Uuid,
 ) -> Result<customer::Model> {
-    let txn = begin_write(db).await?;
-    let before = get_for_update(&txn, customer_id).await?;
-    let before_links = links(&txn, customer_id).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let before = get_for_update(txn, customer_id).await?;
+    let before_links = links(txn, customer_id).await?;
     if !before_links.iter().any(|l| l.service_id == service_id) {
         return Ok(before);
     }
@@ -371,48 +385,43 @@ pub async fn unsubscribe(
     customer_service::Entity::delete_many()
         .filter(customer_service::Column::CustomerId.eq(customer_id))
         .filter(customer_service::Column::ServiceId.eq(service_id))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     let mut after = before.clone();
     save_and_audit(
-        &txn,
-        actor,
+        &uow,
         Action::RemoveMembers,
         (&before, &before_links),
         (&mut after, &after_links),
     )
     .await?;
-    commit(txn).await?;
+    uow.commit().await?;
     Ok(after)
 }
 
 /// Deletes a customer and its links to services; returns what was deleted.
 pub async fn delete(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     id: Uuid,
     expected_version: Option<i32>,
 ) -> Result<customer::Model> {
-    let txn = begin_write(db).await?;
-    let before = get_for_update(&txn, id).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let before = get_for_update(txn, id).await?;
     check_version(expected_version, before.version)?;
-    let services = links(&txn, id).await?;
-    customer::Entity::delete_by_id(id).exec(&txn).await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::Customer,
-            id,
-            Action::Delete,
-            Some(&Snapshot {
-                customer: &before,
-                services: &services,
-            }),
-            None,
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    let services = links(txn, id).await?;
+    customer::Entity::delete_by_id(id).exec(txn).await?;
+    uow.record(Event::new(
+        EntityType::Customer,
+        id,
+        Action::Delete,
+        Some(&Snapshot {
+            customer: &before,
+            services: &services,
+        }),
+        None,
+    )?);
+    uow.commit().await?;
     Ok(before)
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use chrono::{Datelike, TimeDelta, Weekday};
 use entity::values::{ChangeType, Criticality, Level, PriorityTarget, ServiceKind};
-use sea_orm::{EntityTrait, PaginatorTrait};
+use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -20,9 +20,9 @@ use super::audit::Actor;
 use super::impact::GraphCache;
 use super::relationship::NewRelationship;
 use super::service::NewService;
-use super::{Conn, Result, change, ci, commit, customer, incident, relationship, service};
+use super::unit_of_work::UnitOfWork;
+use super::{Result, change, ci, customer, incident, relationship, service};
 use super::{now, service_level};
-use crate::db::begin_write;
 use crate::limits::Limits;
 
 /// What [`load`] did.
@@ -347,10 +347,11 @@ const SERVICES: &[DemoService] = &[
 ];
 
 /// Loads the demo estate unless the database already holds CIs.
-pub async fn load(db: &impl Conn, actor: &Actor) -> Result<DemoOutcome> {
-    let txn = begin_write(db).await?;
+pub async fn load(db: &DatabaseConnection, actor: &Actor) -> Result<DemoOutcome> {
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
     let existing_cis = entity::configuration_item::Entity::find()
-        .count(&txn)
+        .count(txn)
         .await?;
     if existing_cis > 0 {
         return Ok(DemoOutcome::Skipped { existing_cis });
@@ -358,9 +359,8 @@ pub async fn load(db: &impl Conn, actor: &Actor) -> Result<DemoOutcome> {
     let mut ids: HashMap<&str, Uuid> = HashMap::new();
     let demo_cis = cis();
     for (name, class, environment, owner, criticality, attributes) in &demo_cis {
-        let created = ci::create(
-            &txn,
-            actor,
+        let created = ci::create_in(
+            &uow,
             ci::NewCi {
                 class: (*class).to_owned(),
                 name: (*name).to_owned(),
@@ -384,11 +384,10 @@ pub async fn load(db: &impl Conn, actor: &Actor) -> Result<DemoOutcome> {
             attributes: None,
         })
         .collect();
-    let relationships = relationship::create_many(&txn, actor, new_relationships, &limits).await?;
+    let relationships = relationship::create_many_in(&uow, new_relationships, &limits).await?;
     for (name, kind, criticality, owner, description, members) in SERVICES {
-        service::create(
-            &txn,
-            actor,
+        service::create_in(
+            &uow,
             NewService {
                 name: (*name).to_owned(),
                 kind: *kind,
@@ -401,9 +400,9 @@ pub async fn load(db: &impl Conn, actor: &Actor) -> Result<DemoOutcome> {
         )
         .await?;
     }
-    let service_ids = service_ids(&txn).await?;
-    load_service_management(&txn, actor, &ids, &service_ids, &limits).await?;
-    commit(txn).await?;
+    let service_ids = service_ids(txn).await?;
+    load_service_management(&uow, &ids, &service_ids, &limits).await?;
+    uow.commit().await?;
     Ok(DemoOutcome::Loaded {
         cis: demo_cis.len(),
         relationships: relationships.len(),
@@ -469,16 +468,14 @@ const SERVICE_LEVELS: &[DemoServiceLevel] = &[
 /// Customers, service levels, an open incident and a change waiting for approval, so that
 /// incidents, changes and reports have something to show.
 async fn load_service_management(
-    db: &impl Conn,
-    actor: &Actor,
+    uow: &UnitOfWork,
     cis: &HashMap<&str, Uuid>,
     services: &HashMap<String, Uuid>,
     limits: &Limits,
 ) -> Result<()> {
     for (name, contact, email, consumed) in CUSTOMERS {
-        let created = customer::create(
-            db,
-            actor,
+        let created = customer::create_in(
+            uow,
             customer::NewCustomer {
                 name: (*name).to_owned(),
                 contact_name: Some((*contact).to_owned()),
@@ -488,9 +485,8 @@ async fn load_service_management(
         )
         .await?;
         for (service, agreement) in *consumed {
-            customer::subscribe(
-                db,
-                actor,
+            customer::subscribe_in(
+                uow,
                 created.id,
                 services[*service],
                 Some((*agreement).to_owned()),
@@ -507,15 +503,14 @@ async fn load_service_management(
                 resolution_minutes: Some(*resolution),
             })
             .collect();
-        service_level::set(db, actor, services[*service], Some(*availability), targets).await?;
+        service_level::set_in(uow, services[*service], Some(*availability), targets).await?;
     }
     // The graph as this transaction sees it: a fresh cache reads it whole.
     let cache = GraphCache::new();
-    let opened = incident::create(
-        db,
+    let opened = incident::create_in(
+        uow,
         &cache,
         limits,
-        actor,
         incident::NewIncident {
             title: "Checkout fails with HTTP 502 for some customers".into(),
             description: Some("Since 09:40 about one checkout in ten fails.".into()),
@@ -529,9 +524,8 @@ async fn load_service_management(
         },
     )
     .await?;
-    incident::transition(
-        db,
-        actor,
+    incident::transition_in(
+        uow,
         opened.id,
         None,
         entity::values::IncidentState::InProgress,
@@ -548,10 +542,9 @@ async fn load_service_management(
         .and_hms_opt(22, 0, 0)
         .map(|t| t.and_utc())
         .unwrap_or_else(now);
-    let planned = change::create(
-        db,
+    let planned = change::create_in(
+        uow,
         limits,
-        actor,
         change::NewChange {
             title: "Firmware upgrade of hypervisor host esx-02".into(),
             description: Some("Vendor advisory: upgrade the BIOS and BMC firmware.".into()),
@@ -566,11 +559,10 @@ async fn load_service_management(
         },
     )
     .await?;
-    change::transition(
-        db,
+    change::transition_in(
+        uow,
         &cache,
         limits,
-        actor,
         planned.id,
         None,
         entity::values::ChangeState::Submitted,

@@ -32,7 +32,7 @@ fn in_graph(entity_type: EntityType) -> bool {
 }
 
 /// Notes the graph entities that `events` change, for the transaction's seal.
-pub async fn note(db: &impl ConnectionTrait, events: &[Event]) -> Result<()> {
+pub(super) async fn note(db: &impl ConnectionTrait, events: &[Event]) -> Result<()> {
     let mut by_type: Vec<(EntityType, Vec<&str>)> = Vec::new();
     for event in events.iter().filter(|event| in_graph(event.entity_type)) {
         match by_type.iter_mut().find(|(t, _)| *t == event.entity_type) {
@@ -68,7 +68,7 @@ pub(crate) fn statement(db: &impl ConnectionTrait, sql: &str) -> Statement {
 }
 
 /// Gives the transaction's noted changes the next graph version. Call last before commit.
-pub async fn seal(db: &impl ConnectionTrait) -> Result<()> {
+pub(super) async fn seal(db: &impl ConnectionTrait) -> Result<()> {
     let pending = graph_change::Entity::find()
         .select_only()
         .column(graph_change::Column::Id)

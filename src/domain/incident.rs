@@ -14,22 +14,23 @@ use entity::{incident, incident_ci, incident_service, priority_rule};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter,
     sea_query::{Condition, Query},
 };
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::audit::{self, Action, Actor, EntityType, Event};
+use super::audit::{Action, Actor, EntityType, Event};
 use super::impact::GraphCache;
 use super::impact::blast::blast_radius;
 use super::numbering::{self, Sequence};
 use super::pagination::{KeyKind, KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::unit_of_work::UnitOfWork;
 use super::{
-    Conn, Error, Patch, Result, check_version, commit, now, optional_trimmed, patch_trimmed,
-    required_text, text_limits,
+    Error, Patch, Result, check_version, now, optional_trimmed, patch_trimmed, required_text,
+    text_limits,
 };
-use crate::db::begin_write;
 use crate::limits::Limits;
 
 /// Whether the lifecycle allows going from `from` to `to`:
@@ -92,7 +93,7 @@ pub async fn priority_of(db: &impl ConnectionTrait, impact: Level, urgency: Leve
 /// Sets one cell of the priority matrix. Existing incidents keep their priority until
 /// their impact or urgency changes.
 pub async fn set_priority_rule(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     impact: Level,
     urgency: Level,
@@ -104,9 +105,9 @@ pub async fn set_priority_rule(
             format!("priority {priority} is not between 1 (most urgent) and 5"),
         ));
     }
-    let txn = begin_write(db).await?;
-    let before =
-        super::lock_row(&txn, priority_rule::Entity::find_by_id((impact, urgency))).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let before = super::lock_row(txn, priority_rule::Entity::find_by_id((impact, urgency))).await?;
     let after = priority_rule::Model {
         impact,
         urgency,
@@ -118,22 +119,17 @@ pub async fn set_priority_rule(
     priority_rule::Entity::delete_many()
         .filter(priority_rule::Column::Impact.eq(impact))
         .filter(priority_rule::Column::Urgency.eq(urgency))
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    after.clone().into_active_model().insert(&txn).await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::PriorityRule,
-            format!("{}:{}", level_name(impact), level_name(urgency)),
-            Action::Update,
-            before.as_ref(),
-            Some(&after),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    after.clone().into_active_model().insert(txn).await?;
+    uow.record(Event::new(
+        EntityType::PriorityRule,
+        format!("{}:{}", level_name(impact), level_name(urgency)),
+        Action::Update,
+        before.as_ref(),
+        Some(&after),
+    )?);
+    uow.commit().await?;
     Ok(after)
 }
 
@@ -582,10 +578,23 @@ fn snapshot<'a>(
 
 /// Opens an incident: numbers it, derives its priority and its affected services.
 pub async fn create(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     cache: &GraphCache,
     limits: &Limits,
     actor: &Actor,
+    new: NewIncident,
+) -> Result<incident::Model> {
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let out = create_in(&uow, cache, limits, new).await?;
+    uow.commit().await?;
+    Ok(out)
+}
+
+/// The same, as part of a larger write.
+pub async fn create_in(
+    uow: &UnitOfWork,
+    cache: &GraphCache,
+    limits: &Limits,
     new: NewIncident,
 ) -> Result<incident::Model> {
     let title = required_text("title", &new.title, text_limits::NAME)?;
@@ -599,23 +608,22 @@ pub async fn create(
     let ci_ids = super::dedup(new.ci_ids);
     let services = dedup_services(new.services);
     super::check_batch_size(limits, ci_ids.len() + services.len(), "CIs and services")?;
-    let txn = begin_write(db).await?;
-    super::ci::ensure_exist(&txn, "ciIds", &ci_ids).await?;
-    ensure_services_exist(&txn, "services", &services).await?;
+    let txn = uow.txn();
+    super::ci::ensure_exist(txn, "ciIds", &ci_ids).await?;
+    ensure_services_exist(txn, "services", &services).await?;
     let id = Uuid::now_v7();
     let at = now();
-    let (rows, criticalities) =
-        derive_services(&txn, cache, limits, id, &ci_ids, &services).await?;
+    let (rows, criticalities) = derive_services(txn, cache, limits, id, &ci_ids, &services).await?;
     let suggested = suggested_impact(&criticalities);
     let impact = new.impact.or(suggested).unwrap_or(Level::Medium);
     let model = incident::Model {
         id,
-        number: numbering::next(&txn, Sequence::Incident).await?,
+        number: numbering::next(txn, Sequence::Incident).await?,
         title,
         description,
         impact,
         urgency: new.urgency,
-        priority: priority_of(&txn, impact, new.urgency).await?,
+        priority: priority_of(txn, impact, new.urgency).await?,
         suggested_impact: suggested,
         major: new.major,
         assignee_group,
@@ -629,27 +637,21 @@ pub async fn create(
         created_at: at,
         updated_at: at,
     };
-    model.clone().into_active_model().insert(&txn).await?;
-    store_links(&txn, id, &ci_ids, &rows).await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::Incident,
-            id,
-            Action::Create,
-            None,
-            Some(&snapshot(&model, &ci_ids, &rows)),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    model.clone().into_active_model().insert(txn).await?;
+    store_links(txn, id, &ci_ids, &rows).await?;
+    uow.record(Event::new(
+        EntityType::Incident,
+        id,
+        Action::Create,
+        None,
+        Some(&snapshot(&model, &ci_ids, &rows)),
+    )?);
     Ok(model)
 }
 
 /// Changes an incident's fields; new affected CIs re-derive its services.
 pub async fn update(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     cache: &GraphCache,
     limits: &Limits,
     actor: &Actor,
@@ -671,8 +673,9 @@ pub async fn update(
         ci_ids.as_ref().map_or(0, Vec::len) + manual.as_ref().map_or(0, Vec::len),
         "CIs and services",
     )?;
-    let txn = begin_write(db).await?;
-    let before = get_for_update(&txn, id).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let before = get_for_update(txn, id).await?;
     check_version(expected_version, before.version)?;
     if before.state == IncidentState::Closed {
         return Err(Error::InvalidTransition(format!(
@@ -680,7 +683,7 @@ pub async fn update(
             before.number
         )));
     }
-    let (before_cis, before_services) = links_of(&txn, id).await?;
+    let (before_cis, before_services) = links_of(txn, id).await?;
     let mut after = before.clone();
     if let Some(title) = title {
         after.title = title;
@@ -699,10 +702,10 @@ pub async fn update(
     let links_change = ci_ids.is_some() || manual.is_some();
     let (after_cis, after_services) = if links_change {
         if let Some(ids) = &ci_ids {
-            super::ci::ensure_exist(&txn, "input.ciIds", ids).await?;
+            super::ci::ensure_exist(txn, "input.ciIds", ids).await?;
         }
         if let Some(services) = &manual {
-            ensure_services_exist(&txn, "input.services", services).await?;
+            ensure_services_exist(txn, "input.services", services).await?;
         }
         let ci_ids = ci_ids.unwrap_or_else(|| before_cis.clone());
         let manual = manual.unwrap_or_else(|| {
@@ -716,15 +719,15 @@ pub async fn update(
                 .collect()
         });
         let (rows, criticalities) =
-            derive_services(&txn, cache, limits, id, &ci_ids, &manual).await?;
-        store_links(&txn, id, &ci_ids, &rows).await?;
+            derive_services(txn, cache, limits, id, &ci_ids, &manual).await?;
+        store_links(txn, id, &ci_ids, &rows).await?;
         after.suggested_impact = suggested_impact(&criticalities);
         (ci_ids, rows)
     } else {
         (before_cis.clone(), before_services.clone())
     };
     if after.impact != before.impact || after.urgency != before.urgency {
-        after.priority = priority_of(&txn, after.impact, after.urgency).await?;
+        after.priority = priority_of(txn, after.impact, after.urgency).await?;
     }
     let mut sorted_before = before_cis.clone();
     sorted_before.sort();
@@ -739,28 +742,38 @@ pub async fn update(
     }
     after.version = before.version + 1;
     after.updated_at = now();
-    save(&txn, &before, &after).await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::Incident,
-            id,
-            Action::Update,
-            Some(&before_snapshot),
-            Some(&snapshot(&after, &after_cis, &after_services)),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    save(txn, &before, &after).await?;
+    uow.record(Event::new(
+        EntityType::Incident,
+        id,
+        Action::Update,
+        Some(&before_snapshot),
+        Some(&snapshot(&after, &after_cis, &after_services)),
+    )?);
+    uow.commit().await?;
     Ok(after)
 }
 
 /// Moves an incident along its lifecycle, at `at` (now when not given; never before its
 /// last recorded moment). Resolving needs resolution notes, given now or before.
 pub async fn transition(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
+    id: Uuid,
+    expected_version: Option<i32>,
+    to: IncidentState,
+    at: Option<DateTime<Utc>>,
+    resolution_notes: Option<String>,
+) -> Result<incident::Model> {
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let out = transition_in(&uow, id, expected_version, to, at, resolution_notes).await?;
+    uow.commit().await?;
+    Ok(out)
+}
+
+/// The same, as part of a larger write.
+pub async fn transition_in(
+    uow: &UnitOfWork,
     id: Uuid,
     expected_version: Option<i32>,
     to: IncidentState,
@@ -773,8 +786,8 @@ pub async fn transition(
         text_limits::DESCRIPTION,
     )?;
     let at = at.map(|at| past_moment("at", at)).transpose()?;
-    let txn = begin_write(db).await?;
-    let before = get_for_update(&txn, id).await?;
+    let txn = uow.txn();
+    let before = get_for_update(txn, id).await?;
     check_version(expected_version, before.version)?;
     if !can_transition(before.state, to) {
         return Err(Error::InvalidTransition(format!(
@@ -827,22 +840,16 @@ pub async fn transition(
     }
     after.version = before.version + 1;
     after.updated_at = now();
-    save(&txn, &before, &after).await?;
-    record_resolution(&txn, &before, &after, at).await?;
-    let (ci_ids, services) = links_of(&txn, id).await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::Incident,
-            id,
-            Action::Transition,
-            Some(&snapshot(&before, &ci_ids, &services)),
-            Some(&snapshot(&after, &ci_ids, &services)),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    save(txn, &before, &after).await?;
+    record_resolution(txn, &before, &after, at).await?;
+    let (ci_ids, services) = links_of(txn, id).await?;
+    uow.record(Event::new(
+        EntityType::Incident,
+        id,
+        Action::Transition,
+        Some(&snapshot(&before, &ci_ids, &services)),
+        Some(&snapshot(&after, &ci_ids, &services)),
+    )?);
     Ok(after)
 }
 

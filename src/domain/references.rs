@@ -13,7 +13,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::audit::{self, Action, Actor, EntityType, Event};
+use super::audit::{Action, EntityType, Event};
+use super::unit_of_work::UnitOfWork;
 use super::{Error, Result};
 
 /// How many referring records a refusal names; it says how many more there are.
@@ -152,27 +153,20 @@ pub async fn ensure_service_deletable(
 }
 
 /// Deletes the service level of a service being deleted, recording the deletion.
-pub async fn delete_service_level(
-    txn: &impl ConnectionTrait,
-    actor: &Actor,
-    service: Uuid,
-) -> Result<()> {
+pub async fn delete_service_level(uow: &UnitOfWork, service: Uuid) -> Result<()> {
+    let txn = uow.txn();
     let Some(level) = service_level::Entity::find_by_id(service).one(txn).await? else {
         return Ok(());
     };
     service_level::Entity::delete_by_id(service)
         .exec(txn)
         .await?;
-    audit::record(
-        txn,
-        actor,
-        Event::new(
-            EntityType::ServiceLevel,
-            service,
-            Action::Delete,
-            Some(&level),
-            None,
-        )?,
-    )
-    .await
+    uow.record(Event::new(
+        EntityType::ServiceLevel,
+        service,
+        Action::Delete,
+        Some(&level),
+        None,
+    )?);
+    Ok(())
 }

@@ -9,17 +9,17 @@ use std::collections::{HashMap, HashSet};
 use entity::relationship::{self, Column, Entity};
 use entity::values::LifecycleStatus;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, prelude::Json, sea_query::Condition,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, prelude::Json, sea_query::Condition,
 };
 use uuid::Uuid;
 
-use super::audit::{self, Action, Actor, EntityType, Event};
+use super::audit::{Action, Actor, EntityType, Event};
 use super::ci_class::MAX_ATTRIBUTES_BYTES;
 use super::pagination::{KeyKind, KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::relationship_type::TypeCatalog;
-use super::{Conn, Error, Result, commit, now};
-use crate::db::begin_write;
+use super::unit_of_work::UnitOfWork;
+use super::{Error, Result};
 use crate::limits::Limits;
 
 /// A relationship to create; the type is given by name.
@@ -197,8 +197,20 @@ fn check_attributes(field: &str, attributes: Option<Json>) -> Result<Json> {
 /// Creates all the relationships or none: any invalid item fails the whole call with an
 /// error naming the item (`input[i]`).
 pub async fn create_many(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
+    inputs: Vec<NewRelationship>,
+    limits: &Limits,
+) -> Result<Vec<relationship::Model>> {
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let rows = create_many_in(&uow, inputs, limits).await?;
+    uow.commit().await?;
+    Ok(rows)
+}
+
+/// Creates relationships as part of a larger write.
+pub async fn create_many_in(
+    uow: &UnitOfWork,
     inputs: Vec<NewRelationship>,
     limits: &Limits,
 ) -> Result<Vec<relationship::Model>> {
@@ -212,17 +224,17 @@ pub async fn create_many(
     if inputs.is_empty() {
         return Ok(Vec::new());
     }
-    let txn = begin_write(db).await?;
-    let types = TypeCatalog::load(&txn).await?;
+    let txn = uow.txn();
+    let types = TypeCatalog::load(txn).await?;
     let ci_ids: Vec<Uuid> = inputs
         .iter()
         .flat_map(|r| [r.source_id, r.target_id])
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let cis = super::ci::get_many(&txn, &ci_ids).await?;
+    let cis = super::ci::get_many(txn, &ci_ids).await?;
 
-    let at = now();
+    let at = uow.at();
     let mut seen: HashMap<(Uuid, Uuid, i32), usize> = HashMap::new();
     let mut rows = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.into_iter().enumerate() {
@@ -279,7 +291,7 @@ pub async fn create_many(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    for existing in outgoing(&txn, &sources).await?.into_values().flatten() {
+    for existing in outgoing(txn, &sources).await?.into_values().flatten() {
         if let Some(i) = seen.get(&(existing.source_id, existing.target_id, existing.type_id)) {
             return Err(Error::Conflict(format!(
                 "input[{i}]: this relationship already exists (id {})",
@@ -298,7 +310,7 @@ pub async fn create_many(
             created_at: Set(row.created_at),
         });
         Entity::insert_many(models)
-            .exec_without_returning(&txn)
+            .exec_without_returning(txn)
             .await?;
     }
     let events = rows
@@ -313,14 +325,13 @@ pub async fn create_many(
             )
         })
         .collect::<Result<Vec<_>>>()?;
-    audit::record_all(&txn, actor, events).await?;
-    commit(txn).await?;
+    uow.record_all(events);
     Ok(rows)
 }
 
 /// Deletes all the relationships or none: an unknown id fails the whole call.
 pub async fn delete_many(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     ids: Vec<Uuid>,
     limits: &Limits,
@@ -332,8 +343,9 @@ pub async fn delete_many(
             limits.max_batch_size
         )));
     }
-    let txn = begin_write(db).await?;
-    let mut found = get_many(&txn, &ids).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let mut found = get_many(txn, &ids).await?;
     let mut deleted = Vec::with_capacity(ids.len());
     let mut unique = HashSet::new();
     for (i, id) in ids.iter().enumerate() {
@@ -345,16 +357,13 @@ pub async fn delete_many(
             None => return Err(Error::not_found("relationship", id).within(&format!("ids[{i}]"))),
         }
     }
-    remove(&txn, actor, &deleted).await?;
-    commit(txn).await?;
+    remove(&uow, &deleted).await?;
+    uow.commit().await?;
     Ok(deleted)
 }
 
-async fn remove(
-    txn: &impl ConnectionTrait,
-    actor: &Actor,
-    rows: &[relationship::Model],
-) -> Result<()> {
+async fn remove(uow: &UnitOfWork, rows: &[relationship::Model]) -> Result<()> {
+    let txn = uow.txn();
     for chunk in rows.chunks(500) {
         Entity::delete_many()
             .filter(Column::Id.is_in(chunk.iter().map(|r| r.id)))
@@ -373,18 +382,19 @@ async fn remove(
             )
         })
         .collect::<Result<Vec<_>>>()?;
-    audit::record_all(txn, actor, events).await
+    uow.record_all(events);
+    Ok(())
 }
 
 /// Deletes every relationship with the CI at either end (part of deleting the CI).
-pub async fn delete_touching(txn: &impl ConnectionTrait, actor: &Actor, ci_id: Uuid) -> Result<()> {
+pub async fn delete_touching(uow: &UnitOfWork, ci_id: Uuid) -> Result<()> {
     let rows = Entity::find()
         .filter(
             Condition::any()
                 .add(Column::SourceId.eq(ci_id))
                 .add(Column::TargetId.eq(ci_id)),
         )
-        .all(txn)
+        .all(uow.txn())
         .await?;
-    remove(txn, actor, &rows).await
+    remove(uow, &rows).await
 }

@@ -9,14 +9,13 @@ use entity::values::Propagation;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder,
 };
 
-use super::audit::{self, Action, Actor, EntityType, Event};
-use super::{
-    Conn, Error, Patch, Result, commit, identifier, now, optional_text, required_text, text_limits,
-};
-use crate::db::begin_write;
+use super::audit::{Action, Actor, EntityType, Event};
+use super::unit_of_work::UnitOfWork;
+use super::{Error, Patch, Result, identifier, now, optional_text, required_text, text_limits};
 
 /// Every relationship type, indexed by id and by name.
 #[derive(Debug, Clone)]
@@ -105,7 +104,7 @@ pub struct RelationshipTypeChanges {
 
 /// Creates a relationship type.
 pub async fn create(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     input: NewRelationshipType,
 ) -> Result<relationship_type::Model> {
@@ -115,10 +114,11 @@ pub async fn create(
         .description
         .map(|d| optional_text("description", &d, text_limits::DESCRIPTION))
         .transpose()?;
-    let txn = begin_write(db).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
     let exists = relationship_type::Entity::find()
         .filter(relationship_type::Column::Name.eq(name.as_str()))
-        .count(&txn)
+        .count(txn)
         .await?;
     if exists > 0 {
         return Err(Error::Conflict(format!(
@@ -136,39 +136,35 @@ pub async fn create(
         created_at: Set(at),
         updated_at: Set(at),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::RelationshipType,
-            model.id,
-            Action::Create,
-            None,
-            Some(&model),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    uow.record(Event::new(
+        EntityType::RelationshipType,
+        model.id,
+        Action::Create,
+        None,
+        Some(&model),
+    )?);
+    uow.commit().await?;
     Ok(model)
 }
 
 /// Changes a relationship type. A new propagation rule applies to the next impact analysis.
 pub async fn update(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     name: &str,
     changes: RelationshipTypeChanges,
 ) -> Result<relationship_type::Model> {
-    let txn = begin_write(db).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
     // Writers of one type take turns (see `lock_row`).
     super::lock_row(
-        &txn,
+        txn,
         relationship_type::Entity::find().filter(relationship_type::Column::Name.eq(name)),
     )
     .await?;
-    let before = TypeCatalog::load(&txn).await?.by_name(name)?.clone();
+    let before = TypeCatalog::load(txn).await?.by_name(name)?.clone();
     let mut after = before.clone();
     if let Some(label) = changes.inverse_label {
         after.inverse_label = required_text("inverseLabel", &label, text_limits::SHORT)?;
@@ -193,30 +189,30 @@ pub async fn update(
     active.membership = Set(after.membership);
     active.description = Set(after.description.clone());
     active.updated_at = Set(after.updated_at);
-    let model = active.update(&txn).await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::RelationshipType,
-            model.id,
-            Action::Update,
-            Some(&before),
-            Some(&model),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    let model = active.update(txn).await?;
+    uow.record(Event::new(
+        EntityType::RelationshipType,
+        model.id,
+        Action::Update,
+        Some(&before),
+        Some(&model),
+    )?);
+    uow.commit().await?;
     Ok(model)
 }
 
 /// Deletes a relationship type that no relationship uses.
-pub async fn delete(db: &impl Conn, actor: &Actor, name: &str) -> Result<relationship_type::Model> {
-    let txn = begin_write(db).await?;
-    let model = TypeCatalog::load(&txn).await?.by_name(name)?.clone();
+pub async fn delete(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    name: &str,
+) -> Result<relationship_type::Model> {
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let model = TypeCatalog::load(txn).await?.by_name(name)?.clone();
     let in_use = relationship::Entity::find()
         .filter(relationship::Column::TypeId.eq(model.id))
-        .count(&txn)
+        .count(txn)
         .await?;
     if in_use > 0 {
         return Err(Error::Conflict(format!(
@@ -224,20 +220,15 @@ pub async fn delete(db: &impl Conn, actor: &Actor, name: &str) -> Result<relatio
         )));
     }
     relationship_type::Entity::delete_by_id(model.id)
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::RelationshipType,
-            model.id,
-            Action::Delete,
-            Some(&model),
-            None,
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    uow.record(Event::new(
+        EntityType::RelationshipType,
+        model.id,
+        Action::Delete,
+        Some(&model),
+        None,
+    )?);
+    uow.commit().await?;
     Ok(model)
 }

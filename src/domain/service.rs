@@ -11,19 +11,19 @@ use entity::service::{self, Column, Entity};
 use entity::service_member;
 use entity::values::{Criticality, ServiceKind};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, sea_query::Condition,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, sea_query::Condition,
 };
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::audit::{self, Action, Actor, EntityType, Event};
+use super::audit::{Action, Actor, EntityType, Event};
 use super::pagination::{KeyKind, KeyValue, Page, PageWindow, SortKey, fetch_page};
+use super::unit_of_work::UnitOfWork;
 use super::{
-    Conn, Error, Patch, Result, TextMatch, check_version, commit, now, optional_trimmed,
-    patch_trimmed, required_text, text_limits,
+    Error, Patch, Result, TextMatch, check_version, now, optional_trimmed, patch_trimmed,
+    required_text, text_limits,
 };
-use crate::db::begin_write;
 use crate::limits::Limits;
 
 /// A service to create, optionally with its first members.
@@ -258,8 +258,20 @@ async fn insert_members(
 
 /// Creates a service, with its first members if given.
 pub async fn create(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
+    input: NewService,
+    limits: &Limits,
+) -> Result<service::Model> {
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let out = create_in(&uow, input, limits).await?;
+    uow.commit().await?;
+    Ok(out)
+}
+
+/// The same, as part of a larger write.
+pub async fn create_in(
+    uow: &UnitOfWork,
     input: NewService,
     limits: &Limits,
 ) -> Result<service::Model> {
@@ -269,9 +281,9 @@ pub async fn create(
     let members = super::dedup(input.member_ids);
     super::check_batch_size(limits, members.len(), "members")?;
 
-    let txn = begin_write(db).await?;
-    ensure_name_free(&txn, &name, None).await?;
-    super::ci::ensure_exist(&txn, "memberIds", &members).await?;
+    let txn = uow.txn();
+    ensure_name_free(txn, &name, None).await?;
+    super::ci::ensure_exist(txn, "memberIds", &members).await?;
     let at = now();
     let model = service::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -284,26 +296,20 @@ pub async fn create(
         created_at: Set(at),
         updated_at: Set(at),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
-    insert_members(&txn, model.id, &members).await?;
+    insert_members(txn, model.id, &members).await?;
     let after = Snapshot {
         service: &model,
         member_ids: members,
     };
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::Service,
-            model.id,
-            Action::Create,
-            None,
-            Some(&after),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    uow.record(Event::new(
+        EntityType::Service,
+        model.id,
+        Action::Create,
+        None,
+        Some(&after),
+    )?);
     Ok(model)
 }
 
@@ -341,7 +347,7 @@ async fn write_change(
 
 /// Changes a service's fields; with `expected_version`, only if it is still at that version.
 pub async fn update(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     id: Uuid,
     expected_version: Option<i32>,
@@ -351,13 +357,14 @@ pub async fn update(
         .name
         .map(|n| required_text("name", &n, text_limits::NAME))
         .transpose()?;
-    let txn = begin_write(db).await?;
-    let before = get_for_update(&txn, id).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let before = get_for_update(txn, id).await?;
     check_version(expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(name) = name {
         if name != before.name {
-            ensure_name_free(&txn, &name, Some(id)).await?;
+            ensure_name_free(txn, &name, Some(id)).await?;
         }
         after.name = name;
     }
@@ -372,8 +379,8 @@ pub async fn update(
     if after == before {
         return Ok(before);
     }
-    write_change(&txn, &before, &mut after).await?;
-    let members = member_ids(&txn, id).await?;
+    write_change(txn, &before, &mut after).await?;
+    let members = member_ids(txn, id).await?;
     let before_snapshot = Snapshot {
         service: &before,
         member_ids: members.clone(),
@@ -382,26 +389,21 @@ pub async fn update(
         service: &after,
         member_ids: members,
     };
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::Service,
-            id,
-            Action::Update,
-            Some(&before_snapshot),
-            Some(&after_snapshot),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    uow.record(Event::new(
+        EntityType::Service,
+        id,
+        Action::Update,
+        Some(&before_snapshot),
+        Some(&after_snapshot),
+    )?);
+    uow.commit().await?;
     Ok(after)
 }
 
 /// Adds CIs to a service. CIs already members are left as they are; an unknown CI fails
 /// the whole call.
 pub async fn add_members(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     service_id: Uuid,
     ci_ids: Vec<Uuid>,
@@ -409,10 +411,11 @@ pub async fn add_members(
 ) -> Result<service::Model> {
     let ci_ids = super::dedup(ci_ids);
     super::check_batch_size(limits, ci_ids.len(), "members")?;
-    let txn = begin_write(db).await?;
-    let before = get_for_update(&txn, service_id).await?;
-    super::ci::ensure_exist(&txn, "ciIds", &ci_ids).await?;
-    let current = member_ids(&txn, service_id).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let before = get_for_update(txn, service_id).await?;
+    super::ci::ensure_exist(txn, "ciIds", &ci_ids).await?;
+    let current = member_ids(txn, service_id).await?;
     let existing: HashSet<Uuid> = current.iter().copied().collect();
     let new: Vec<Uuid> = ci_ids
         .into_iter()
@@ -421,14 +424,13 @@ pub async fn add_members(
     if new.is_empty() {
         return Ok(before);
     }
-    insert_members(&txn, service_id, &new).await?;
+    insert_members(txn, service_id, &new).await?;
     let mut after = before.clone();
-    write_change(&txn, &before, &mut after).await?;
+    write_change(txn, &before, &mut after).await?;
     let mut after_members = current.clone();
     after_members.extend(new);
     record_membership(
-        &txn,
-        actor,
+        &uow,
         Action::AddMembers,
         &before,
         current,
@@ -436,13 +438,13 @@ pub async fn add_members(
         after_members,
     )
     .await?;
-    commit(txn).await?;
+    uow.commit().await?;
     Ok(after)
 }
 
 /// Removes CIs from a service; CIs that are not members are ignored.
 pub async fn remove_members(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     service_id: Uuid,
     ci_ids: Vec<Uuid>,
@@ -450,19 +452,20 @@ pub async fn remove_members(
 ) -> Result<service::Model> {
     let ci_ids = super::dedup(ci_ids);
     super::check_batch_size(limits, ci_ids.len(), "members")?;
-    let txn = begin_write(db).await?;
-    let before = get_for_update(&txn, service_id).await?;
-    let after = remove_members_in(&txn, actor, &before, &ci_ids).await?;
-    commit(txn).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let before = get_for_update(txn, service_id).await?;
+    let after = remove_members_in(&uow, &before, &ci_ids).await?;
+    uow.commit().await?;
     Ok(after)
 }
 
 async fn remove_members_in(
-    txn: &impl ConnectionTrait,
-    actor: &Actor,
+    uow: &UnitOfWork,
     before: &service::Model,
     ci_ids: &[Uuid],
 ) -> Result<service::Model> {
+    let txn = uow.txn();
     let current = member_ids(txn, before.id).await?;
     let removing: HashSet<Uuid> = ci_ids.iter().copied().collect();
     let remaining: Vec<Uuid> = current
@@ -483,8 +486,7 @@ async fn remove_members_in(
     let mut after = before.clone();
     write_change(txn, before, &mut after).await?;
     record_membership(
-        txn,
-        actor,
+        &uow,
         Action::RemoveMembers,
         before,
         current,
@@ -496,14 +498,14 @@ async fn remove_members_in(
 }
 
 async fn record_membership(
-    txn: &impl ConnectionTrait,
-    actor: &Actor,
+    uow: &UnitOfWork,
     action: Action,
     before: &service::Model,
     before_members: Vec<Uuid>,
     after: &service::Model,
     after_members: Vec<Uuid>,
 ) -> Result<()> {
+    let _txn = uow.txn();
     let before = Snapshot {
         service: before,
         member_ids: before_members,
@@ -512,32 +514,25 @@ async fn record_membership(
         service: after,
         member_ids: after_members,
     };
-    audit::record(
-        txn,
-        actor,
-        Event::new(
-            EntityType::Service,
-            after.service.id,
-            action,
-            Some(&before),
-            Some(&after),
-        )?,
-    )
-    .await
+    uow.record(Event::new(
+        EntityType::Service,
+        after.service.id,
+        action,
+        Some(&before),
+        Some(&after),
+    )?);
+    Ok(())
 }
 
 /// Removes a CI from every service it belongs to (part of deleting the CI).
-pub async fn remove_from_all_services(
-    txn: &impl ConnectionTrait,
-    actor: &Actor,
-    ci_id: Uuid,
-) -> Result<()> {
+pub async fn remove_from_all_services(uow: &UnitOfWork, ci_id: Uuid) -> Result<()> {
+    let txn = uow.txn();
     let services = services_of(txn, &[ci_id])
         .await?
         .remove(&ci_id)
         .unwrap_or_default();
     for service in services {
-        remove_members_in(txn, actor, &service, &[ci_id]).await?;
+        remove_members_in(&uow, &service, &[ci_id]).await?;
     }
     Ok(())
 }
@@ -545,32 +540,34 @@ pub async fn remove_from_all_services(
 /// Deletes a service; its member CIs stay, its service level goes with it (recorded). A
 /// service that incidents, changes or customers name is refused (`CONFLICT`).
 pub async fn delete(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     id: Uuid,
     expected_version: Option<i32>,
 ) -> Result<service::Model> {
-    let txn = begin_write(db).await?;
-    let service = get_for_update(&txn, id).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let service = get_for_update(txn, id).await?;
     check_version(expected_version, service.version)?;
-    super::references::ensure_service_deletable(&txn, id, &service.name).await?;
-    super::references::delete_service_level(&txn, actor, id).await?;
-    let members = member_ids(&txn, id).await?;
+    super::references::ensure_service_deletable(txn, id, &service.name).await?;
+    super::references::delete_service_level(&uow, id).await?;
+    let members = member_ids(txn, id).await?;
     service_member::Entity::delete_many()
         .filter(service_member::Column::ServiceId.eq(id))
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    Entity::delete_by_id(id).exec(&txn).await?;
+    Entity::delete_by_id(id).exec(txn).await?;
     let before = Snapshot {
         service: &service,
         member_ids: members,
     };
-    audit::record(
-        &txn,
-        actor,
-        Event::new(EntityType::Service, id, Action::Delete, Some(&before), None)?,
-    )
-    .await?;
-    commit(txn).await?;
+    uow.record(Event::new(
+        EntityType::Service,
+        id,
+        Action::Delete,
+        Some(&before),
+        None,
+    )?);
+    uow.commit().await?;
     Ok(service)
 }

@@ -8,14 +8,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use entity::values::{ChangeState, PriorityTarget, PriorityTargets, ServiceState};
 use entity::{change_service, incident, incident_service, service, service_level};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, QueryFilter,
 };
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::audit::{self, Action, Actor, EntityType, Event};
-use super::{Conn, Error, Result, commit, now};
-use crate::db::begin_write;
+use super::audit::{Action, Actor, EntityType, Event};
+use super::unit_of_work::UnitOfWork;
+use super::{Error, Result, now};
 
 /// The targets of each of the services that have some.
 pub async fn levels_of(
@@ -81,19 +82,32 @@ fn check_targets(availability: Option<f64>, targets: &[PriorityTarget]) -> Resul
 
 /// Sets the targets of a service, replacing the ones it had.
 pub async fn set(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
+    service_id: Uuid,
+    availability_target: Option<f64>,
+    targets: Vec<PriorityTarget>,
+) -> Result<service_level::Model> {
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let out = set_in(&uow, service_id, availability_target, targets).await?;
+    uow.commit().await?;
+    Ok(out)
+}
+
+/// The same, as part of a larger write.
+pub async fn set_in(
+    uow: &UnitOfWork,
     service_id: Uuid,
     availability_target: Option<f64>,
     mut targets: Vec<PriorityTarget>,
 ) -> Result<service_level::Model> {
     check_targets(availability_target, &targets)?;
     targets.sort_by_key(|t| t.priority);
-    let txn = begin_write(db).await?;
+    let txn = uow.txn();
     // Locking the service serialises writers of its service level.
-    super::service::get_for_update(&txn, service_id).await?;
+    super::service::get_for_update(txn, service_id).await?;
     let before = service_level::Entity::find_by_id(service_id)
-        .one(&txn)
+        .one(txn)
         .await?;
     let after = service_level::Model {
         service_id,
@@ -109,27 +123,21 @@ pub async fn set(
             return Ok(before.clone());
         }
         service_level::Entity::delete_by_id(service_id)
-            .exec(&txn)
+            .exec(txn)
             .await?;
     }
-    after.clone().into_active_model().insert(&txn).await?;
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::ServiceLevel,
-            service_id,
-            if before.is_some() {
-                Action::Update
-            } else {
-                Action::Create
-            },
-            before.as_ref(),
-            Some(&after),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    after.clone().into_active_model().insert(txn).await?;
+    uow.record(Event::new(
+        EntityType::ServiceLevel,
+        service_id,
+        if before.is_some() {
+            Action::Update
+        } else {
+            Action::Create
+        },
+        before.as_ref(),
+        Some(&after),
+    )?);
     Ok(after)
 }
 

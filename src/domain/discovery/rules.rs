@@ -9,17 +9,17 @@ use chrono::Duration;
 use entity::reconciliation_rule::{self, Column, Entity};
 use entity::values::AttributeNames;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder,
 };
 use serde::Serialize;
 
-use super::super::audit::{self, Action, Actor, EntityType, Event};
+use super::super::audit::{Action, Actor, EntityType, Event};
 use super::super::ci_class::ClassCatalog;
-use super::super::{Conn, Error, Result, commit, now};
+use super::super::{Error, Result, now};
 use super::provenance::attribute_key;
 use super::reconcile::Ranking;
-use crate::db::begin_write;
+use crate::domain::unit_of_work::UnitOfWork;
 
 /// The core fields discovery may set, besides attributes.
 pub const CORE_FIELDS: [&str; 6] = [
@@ -112,7 +112,7 @@ fn entity_id(class: &str, field: &str) -> String {
 
 /// Sets (creates or replaces) the rule of a class and field.
 pub async fn set(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     input: RuleInput,
 ) -> Result<reconciliation_rule::Model> {
@@ -143,12 +143,13 @@ pub async fn set(
             "the staleness period must be positive",
         ));
     }
-    let txn = begin_write(db).await?;
-    crate::domain::ci_class::lock_class(&txn, input.class.trim()).await?;
-    let catalog = ClassCatalog::load(&txn).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    crate::domain::ci_class::lock_class(txn, input.class.trim()).await?;
+    let catalog = ClassCatalog::load(txn).await?;
     let class = catalog.resolve("class", input.class.trim())?.clone();
     let before = Entity::find_by_id((class.id, field.clone()))
-        .one(&txn)
+        .one(txn)
         .await?;
     let at = now();
     let model = match &before {
@@ -157,7 +158,7 @@ pub async fn set(
             active.sources = Set(AttributeNames(sources));
             active.stale_after_seconds = Set(input.stale_after_seconds);
             active.updated_at = Set(at);
-            active.update(&txn).await?
+            active.update(txn).await?
         }
         None => {
             reconciliation_rule::ActiveModel {
@@ -168,7 +169,7 @@ pub async fn set(
                 created_at: Set(at),
                 updated_at: Set(at),
             }
-            .insert(&txn)
+            .insert(txn)
             .await?
         }
     };
@@ -185,57 +186,48 @@ pub async fn set(
         class: &class.name,
         rule: &model,
     };
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::ReconciliationRule,
-            entity_id(&class.name, &field),
-            action,
-            before.as_ref(),
-            Some(&after),
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    uow.record(Event::new(
+        EntityType::ReconciliationRule,
+        entity_id(&class.name, &field),
+        action,
+        before.as_ref(),
+        Some(&after),
+    )?);
+    uow.commit().await?;
     Ok(model)
 }
 
 /// Deletes the rule of a class and field.
 pub async fn delete(
-    db: &impl Conn,
+    db: &DatabaseConnection,
     actor: &Actor,
     class: &str,
     field: &str,
 ) -> Result<reconciliation_rule::Model> {
     let field = field_key(field.trim());
-    let txn = begin_write(db).await?;
-    let catalog = ClassCatalog::load(&txn).await?;
+    let uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    let catalog = ClassCatalog::load(txn).await?;
     let class = catalog.resolve("class", class.trim())?.clone();
     let rule = Entity::find_by_id((class.id, field.clone()))
-        .one(&txn)
+        .one(txn)
         .await?
         .ok_or_else(|| Error::not_found("reconciliation rule", entity_id(&class.name, &field)))?;
     Entity::delete_by_id((class.id, field.clone()))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     let snapshot = Snapshot {
         class: &class.name,
         rule: &rule,
     };
-    audit::record(
-        &txn,
-        actor,
-        Event::new(
-            EntityType::ReconciliationRule,
-            entity_id(&class.name, &field),
-            Action::Delete,
-            Some(&snapshot),
-            None,
-        )?,
-    )
-    .await?;
-    commit(txn).await?;
+    uow.record(Event::new(
+        EntityType::ReconciliationRule,
+        entity_id(&class.name, &field),
+        Action::Delete,
+        Some(&snapshot),
+        None,
+    )?);
+    uow.commit().await?;
     Ok(rule)
 }
 

@@ -26,16 +26,16 @@ use sea_orm::{
 use serde_json::Map;
 use uuid::Uuid;
 
-use super::super::audit::{self, Action, Actor, EntityType, Event};
+use super::super::audit::{Action, Actor, EntityType, Event};
 use super::super::ci_class::{ClassCatalog, validate_attributes};
 use super::super::relationship_type::TypeCatalog;
-use super::super::{Error, Result, commit, now, optional_text, required_text, text_limits};
+use super::super::{Error, Result, now, optional_text, required_text, text_limits};
 use super::identity;
 use super::provenance::{self, attribute_key};
 use super::reconcile::{Decision, KeepReason, Situation, decide};
 use super::rules::RuleSet;
 use super::{DiscoveryConfig, check_source};
-use crate::db::begin_write;
+use crate::domain::unit_of_work::UnitOfWork;
 use crate::limits::Limits;
 
 /// How a batch relates to what the source reported before.
@@ -855,12 +855,12 @@ struct ItemsApplied {
 }
 
 async fn apply_items(
-    db: &impl ConnectionTrait,
+    uow: &UnitOfWork,
     cx: &Context<'_>,
     batch: &UpsertBatch,
-    actor: &Actor,
     results: &mut [Option<ItemResult>],
 ) -> Result<ItemsApplied> {
+    let db = uow.txn();
     let mut prepared = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (index, item) in batch.items.iter().enumerate() {
@@ -1132,20 +1132,20 @@ async fn apply_items(
             Some(after),
         )?);
     }
-    audit::record_all(db, actor, events).await?;
+    uow.record_all(events);
     cx.phases.mark("audit");
     Ok(applied)
 }
 
 async fn apply_relationships(
-    db: &impl ConnectionTrait,
+    uow: &UnitOfWork,
     cx: &Context<'_>,
     batch: &UpsertBatch,
-    actor: &Actor,
     items: &ItemsApplied,
     results: &mut [Option<RelationshipResult>],
     types: &TypeCatalog,
 ) -> Result<()> {
+    let db = uow.txn();
     if batch.relationships.is_empty() {
         return Ok(());
     }
@@ -1429,7 +1429,8 @@ async fn apply_relationships(
             Some(after),
         )?);
     }
-    audit::record_all(db, actor, events).await
+    uow.record_all(events);
+    Ok(())
 }
 
 /// Marks stale what the source reported before `since` in `scope` and not since; returns
@@ -1536,12 +1537,13 @@ async fn apply(
     actor: &Actor,
 ) -> Result<UpsertReport> {
     let source = batch.source.trim().to_owned();
-    let txn = begin_write(db).await?;
-    lock_writers(&txn).await?;
+    let mut uow = UnitOfWork::begin(db, actor).await?;
+    let txn = uow.txn();
+    lock_writers(txn).await?;
     let at = now();
-    let catalog = ClassCatalog::load(&txn).await?;
-    let types = TypeCatalog::load(&txn).await?;
-    let rules = RuleSet::load(&txn, config.handover_after).await?;
+    let catalog = ClassCatalog::load(txn).await?;
+    let types = TypeCatalog::load(txn).await?;
+    let rules = RuleSet::load(txn, config.handover_after).await?;
     let cx = Context {
         source: &source,
         at,
@@ -1558,19 +1560,10 @@ async fn apply(
     cx.phases.mark("begin");
 
     let mut item_results: Vec<Option<ItemResult>> = vec![None; batch.items.len()];
-    let items = apply_items(&txn, &cx, batch, actor, &mut item_results).await?;
+    let items = apply_items(&uow, &cx, batch, &mut item_results).await?;
     let mut relationship_results: Vec<Option<RelationshipResult>> =
         vec![None; batch.relationships.len()];
-    apply_relationships(
-        &txn,
-        &cx,
-        batch,
-        actor,
-        &items,
-        &mut relationship_results,
-        &types,
-    )
-    .await?;
+    apply_relationships(&uow, &cx, batch, &items, &mut relationship_results, &types).await?;
     cx.phases.mark("relationships");
 
     let mut report = UpsertReport {
@@ -1618,21 +1611,23 @@ async fn apply(
 
     let any_rejected = report.items.rejected > 0 || report.relationships.rejected > 0;
     if batch.atomic && any_rejected {
-        // Nothing is written: the transaction is dropped, so rolled back.
-        drop(txn);
+        // Nothing is written.
+        uow.rollback().await?;
         return Ok(refuse_all(report));
     }
     if batch.mode == Mode::FullSync {
-        let (closed, stale_cis, stale_relationships) = full_sync(&txn, batch, at).await?;
+        let (closed, stale_cis, stale_relationships) = full_sync(txn, batch, at).await?;
         report.run_closed = closed;
         report.items.stale = stale_cis;
         report.relationships.stale = stale_relationships;
     }
     if batch.dry_run {
-        drop(txn);
+        uow.rollback().await?;
         return Ok(report);
     }
-    commit(txn).await?;
+    // An unchanged batch still records when the source last saw what it reported.
+    uow.bookkeeping_only("when the source last saw its CIs and relationships");
+    uow.commit().await?;
     cx.phases.mark("commit");
     tracing::debug!(
         source = %report.source,

@@ -1,0 +1,192 @@
+//! The one write path. Every change to a record goes through a [`UnitOfWork`]: a write
+//! transaction, the actor making the change, and the events it records. Committing writes
+//! the events to the audit trail and the graph change log in the same transaction, then
+//! commits, then hands the committed events to the event sink. So, by construction:
+//!
+//! - every write is audited, in the transaction of the write: a unit of work that recorded
+//!   no event changed no record, and is rolled back rather than committed (unless it only
+//!   kept bookkeeping and says so), so nothing is ever stored without its event;
+//! - the graph change log notes every graph entity that changed, and the transaction takes
+//!   the next graph version just before it commits (see [`super::graph_log`]);
+//! - whoever listens for changes hears of them after they are committed, never before;
+//! - a unit of work dropped without commit (an error, a cancelled request) is rolled back
+//!   explicitly and at once, so no abandoned transaction keeps its locks.
+//!
+//! Domain functions that must compose take `&mut UnitOfWork` (`*_in` functions); the entry
+//! points begin one on the connection pool, call them, and commit.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
+
+use super::audit::{self, Actor, Event};
+use super::{Error, Result, graph_log, now};
+use crate::db::begin_write;
+
+/// Hears of events once they are committed (live updates, webhooks).
+pub trait EventSink: Send + Sync {
+    /// Called after the commit of a unit of work, with its events in the order recorded.
+    fn committed(&self, actor: &Actor, events: &[Event]);
+}
+
+/// A write in progress: a transaction, who makes it, and what it records.
+pub struct UnitOfWork {
+    txn: Option<DatabaseTransaction>,
+    actor: Actor,
+    at: DateTime<Utc>,
+    /// Behind a lock so that events can be recorded while the transaction is borrowed.
+    events: Mutex<Vec<Event>>,
+    bookkeeping: Option<&'static str>,
+    sink: Option<Arc<dyn EventSink>>,
+}
+
+impl std::fmt::Debug for UnitOfWork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnitOfWork")
+            .field("actor", &self.actor)
+            .field(
+                "events",
+                &self.events.lock().map(|e| e.len()).unwrap_or_default(),
+            )
+            .finish()
+    }
+}
+
+impl UnitOfWork {
+    /// Begins a write on `db` for `actor` (on SQLite, taking the write lock at once).
+    pub async fn begin(db: &DatabaseConnection, actor: &Actor) -> Result<UnitOfWork> {
+        let txn = begin_write(db).await?;
+        Ok(UnitOfWork {
+            txn: Some(txn),
+            actor: actor.clone(),
+            at: now(),
+            events: Mutex::new(Vec::new()),
+            bookkeeping: None,
+            sink: None,
+        })
+    }
+
+    /// The same, with an event sink that hears of the events after commit.
+    pub async fn begin_with_sink(
+        db: &DatabaseConnection,
+        actor: &Actor,
+        sink: Option<Arc<dyn EventSink>>,
+    ) -> Result<UnitOfWork> {
+        let mut uow = Self::begin(db, actor).await?;
+        uow.sink = sink;
+        Ok(uow)
+    }
+
+    /// The transaction, for the statements of the write.
+    pub fn txn(&self) -> &DatabaseTransaction {
+        // Present from `begin` until `commit` consumes the unit of work.
+        self.txn
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a unit of work keeps its transaction until commit"))
+    }
+
+    /// Who makes the change.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// The instant of the write: the same for everything it changes.
+    pub fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
+
+    /// Records an event of the write; written to the audit trail at commit.
+    pub fn record(&self, event: Event) {
+        self.events_mut().push(event);
+    }
+
+    /// Records several events.
+    pub fn record_all(&self, events: impl IntoIterator<Item = Event>) {
+        self.events_mut().extend(events);
+    }
+
+    /// How many events were recorded so far.
+    pub fn event_count(&self) -> usize {
+        self.events_mut().len()
+    }
+
+    fn events_mut(&self) -> std::sync::MutexGuard<'_, Vec<Event>> {
+        // The lock is never held across an await nor while panicking.
+        self.events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Says that this write may commit without an event: it only keeps bookkeeping that is
+    /// not a record (when a discovery source last saw something), with the reason.
+    pub fn bookkeeping_only(&mut self, reason: &'static str) {
+        self.bookkeeping = Some(reason);
+    }
+
+    /// Writes the events (audit trail, graph change log), commits, then tells the sink.
+    /// A unit of work with no event (a change that changed nothing) is rolled back instead.
+    pub async fn commit(mut self) -> Result<Vec<Event>> {
+        let events = std::mem::take(&mut *self.events_mut());
+        if events.is_empty() && self.bookkeeping.is_none() {
+            self.rollback_now().await?;
+            return Ok(Vec::new());
+        }
+        let txn = self
+            .txn
+            .take()
+            .unwrap_or_else(|| unreachable!("a unit of work is committed once"));
+        // From here the transaction runs to its end: sealing locks the graph version row,
+        // which every writer needs, so it must not be abandoned half-way. (Ignored outside
+        // a watched task, such as the CLI: nothing cancels those.)
+        let _ = super::COMMIT_STARTED.try_with(|started| {
+            started.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let written = async {
+            audit::write(&txn, &self.actor, &events).await?;
+            graph_log::note(&txn, &events).await?;
+            graph_log::seal(&txn).await?;
+            txn.commit().await?;
+            Ok::<(), Error>(())
+        }
+        .await;
+        written?;
+        if let Some(sink) = &self.sink {
+            sink.committed(&self.actor, &events);
+        }
+        Ok(events)
+    }
+
+    /// Abandons the write, rolling it back now.
+    pub async fn rollback(mut self) -> Result<()> {
+        self.rollback_now().await
+    }
+
+    async fn rollback_now(&mut self) -> Result<()> {
+        if let Some(txn) = self.txn.take() {
+            txn.rollback().await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for UnitOfWork {
+    /// A unit of work dropped without commit is rolled back explicitly, at once, on a task
+    /// of its own (a drop cannot wait), instead of when its connection is next used.
+    fn drop(&mut self) {
+        let Some(txn) = self.txn.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(err) = txn.rollback().await {
+                        tracing::warn!(error = %err, "rolling back an abandoned write failed");
+                    }
+                });
+            }
+            // No runtime: the driver rolls back when the connection is next used.
+            Err(_) => drop(txn),
+        }
+    }
+}
