@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod bulk;
 pub mod change;
 pub mod ci;
 pub mod ci_class;

@@ -22,9 +22,10 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::domain::discovery::DiscoveryConfig;
-use crate::domain::discovery::upsert::{
+use crate::domain::discovery::batch::{
     self, CiRef, ItemInput, Mode, RelationshipInput, UpsertBatch, UpsertReport,
 };
+use crate::domain::discovery::upsert;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 
@@ -43,8 +44,8 @@ pub struct ImportOptions {
 /// Totals of an import.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportSummary {
-    pub items: upsert::Counts,
-    pub relationships: upsert::Counts,
+    pub items: batch::Counts,
+    pub relationships: batch::Counts,
     /// The first rejections, as `record N: CODE message`.
     pub rejections: Vec<String>,
     pub batches: usize,

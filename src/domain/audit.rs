@@ -7,10 +7,8 @@
 use chrono::{DateTime, Utc};
 use entity::audit_event;
 use sea_orm::{
-    ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
-    prelude::Json,
-    sea_query::Condition,
+    prelude::Json, sea_query::Condition,
 };
 use serde::Serialize;
 
@@ -242,23 +240,32 @@ pub(super) async fn write(
     events: &[Event],
 ) -> Result<()> {
     let occurred_at = now();
-    // 9 columns a row; 500 rows stay well below SQLite's limit of bound parameters.
-    for chunk in events.chunks(500) {
-        let rows = chunk.iter().map(|event| audit_event::ActiveModel {
-            id: NotSet,
-            occurred_at: Set(occurred_at),
-            actor: Set(actor.name().to_owned()),
-            source: Set(actor.source().map(str::to_owned)),
-            entity_type: Set(event.entity_type.as_str().to_owned()),
-            entity_id: Set(event.entity_id.clone()),
-            action: Set(event.action.as_str().to_owned()),
-            before: Set(event.before.clone()),
-            after: Set(event.after.clone()),
-        });
-        audit_event::Entity::insert_many(rows)
-            .exec_without_returning(db)
-            .await?;
+    let mut rows = super::bulk::Rows::new(
+        "audit_event",
+        &[
+            "occurred_at",
+            "actor",
+            "source",
+            "entity_type",
+            "entity_id",
+            "action",
+            "before",
+            "after",
+        ],
+    );
+    for event in events {
+        rows.push(vec![
+            occurred_at.into(),
+            actor.name().into(),
+            actor.source().map(str::to_owned).into(),
+            event.entity_type.as_str().into(),
+            event.entity_id.as_str().into(),
+            event.action.as_str().into(),
+            event.before.clone().into(),
+            event.after.clone().into(),
+        ]);
     }
+    super::bulk::insert(db, rows, "").await?;
     Ok(())
 }
 

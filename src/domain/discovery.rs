@@ -9,12 +9,16 @@
 //! no CI row, no audit event and no version; discovery writers are serialised, so concurrent
 //! runs never create duplicates or lose updates.
 
+pub mod batch;
 pub mod identity;
+pub mod plan;
 pub mod provenance;
 pub mod reconcile;
 pub mod rules;
+pub mod snapshot;
 pub mod statistics;
 pub mod upsert;
+pub mod write;
 
 use std::collections::HashMap;
 

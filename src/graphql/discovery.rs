@@ -14,9 +14,10 @@ use super::ci::{Criticality, LifecycleStatus};
 use super::context::{actor, db, limits, loaders, parse_id};
 use super::loaders::Classes;
 use crate::domain::auth::Principal;
-use crate::domain::discovery::upsert::{
+use crate::domain::discovery::batch::{
     self, CiRef, ItemInput, Mode, Outcome, RelationshipInput, UpsertBatch,
 };
+use crate::domain::discovery::upsert;
 use crate::domain::discovery::{DiscoveryConfig, rules};
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -226,15 +227,15 @@ fn plain_field(field: &str) -> String {
         .to_owned()
 }
 
-fn error(rejection: Option<upsert::Rejection>) -> Option<UpsertError> {
+fn error(rejection: Option<batch::Rejection>) -> Option<UpsertError> {
     rejection.map(|r| UpsertError {
         code: r.code.to_owned(),
         message: r.message,
     })
 }
 
-impl From<upsert::UpsertReport> for UpsertReport {
-    fn from(report: upsert::UpsertReport) -> Self {
+impl From<batch::UpsertReport> for UpsertReport {
+    fn from(report: batch::UpsertReport) -> Self {
         let items = report
             .item_results
             .into_iter()

@@ -146,3 +146,38 @@ async fn with_an_expected_version_only_one_of_two_racing_writers_wins() {
         "{codes:?}"
     );
 }
+
+#[tokio::test]
+async fn a_write_that_fails_half_way_leaves_no_transaction_open() {
+    let app = TestApp::spawn().await;
+    let ci = app
+        .create_ci("server", "half-way", json!({ "cpu_count": 4 }))
+        .await;
+    // The update locks the CI, then fails validating the attributes.
+    let failed = app
+        .graphql(
+            "mutation($id: ID!) { updateConfigurationItem(id: $id, input: { attributePatch: { cpu_count: \"many\" } }) { version } }",
+            json!({ "id": ci }),
+        )
+        .await;
+    assert_eq!(failed.code(), "VALIDATION");
+    if let Some(sessions) = app.sessions_idle_in_transaction().await {
+        // The abandoned write is rolled back at once, not when its connection is next used
+        // or when the server times it out: wait for the rollback, at most a few seconds.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut open = sessions;
+        while open > 0 && std::time::Instant::now() < deadline {
+            tokio::task::yield_now().await;
+            open = app.sessions_idle_in_transaction().await.unwrap_or_default();
+        }
+        assert_eq!(open, 0, "a session stayed idle in a transaction");
+    }
+    // Nothing holds the CI: the next write goes through.
+    let next = app
+        .graphql(
+            "mutation($id: ID!) { updateConfigurationItem(id: $id, input: { owner: \"ops\" }) { version } }",
+            json!({ "id": ci }),
+        )
+        .await;
+    assert_eq!(next.data()["updateConfigurationItem"]["version"], json!(2));
+}

@@ -295,6 +295,24 @@ impl TestApp {
             .to_owned()
     }
 
+    /// On PostgreSQL, how many of this test's database sessions are idle inside a
+    /// transaction (a write abandoned without rollback would be); `None` on SQLite.
+    pub async fn sessions_idle_in_transaction(&self) -> Option<u64> {
+        let schema = self.config.schema.as_ref()?;
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!(
+                    "SELECT count(*) AS open FROM pg_stat_activity \
+                     WHERE application_name = '{schema}' AND state LIKE 'idle in transaction%'"
+                ),
+            ))
+            .await
+            .expect("pg_stat_activity answers")?;
+        row.try_get::<i64>("", "open").ok().map(|n| n as u64)
+    }
+
     /// SQL statements the server has run so far, token checks left out.
     pub fn statement_count(&self) -> usize {
         self.statements.load(Ordering::SeqCst)

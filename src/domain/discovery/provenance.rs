@@ -25,10 +25,13 @@ pub struct Entry {
     pub at: DateTime<Utc>,
 }
 
+/// Provenance decoded: who set each field, by field.
+pub type Fields = BTreeMap<String, Entry>;
+
 /// Reads the stored form: `{"stamps": [["vcenter", "2026-...Z"], ...], "fields": {"name": 0,
 /// "attributes.os": 0, ...}}`, each field pointing at the stamp (source and time) that set
 /// it. A batch stamps many fields at once, so this is far smaller than one stamp per field.
-fn decode(provenance: &Json) -> BTreeMap<String, Entry> {
+pub fn decode(provenance: &Json) -> Fields {
     let stamps: Vec<Option<Entry>> = provenance
         .get("stamps")
         .and_then(Json::as_array)
@@ -60,7 +63,8 @@ fn decode(provenance: &Json) -> BTreeMap<String, Entry> {
         .unwrap_or_default()
 }
 
-fn encode(entries: &BTreeMap<String, Entry>) -> Json {
+/// The stored form of decoded provenance.
+pub fn encode(entries: &Fields) -> Json {
     let mut stamps: Vec<&Entry> = Vec::new();
     let mut fields = Map::new();
     for (field, entry) in entries {
