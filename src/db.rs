@@ -60,7 +60,10 @@ pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection> {
                 .busy_timeout(Duration::from_secs(30))
                 // 16 MiB of page cache per connection (the default is 2 MiB): bulk writes
                 // touch many index pages.
-                .pragma("cache_size", "-16384");
+                .pragma("cache_size", "-16384")
+                // Pages read through a memory map instead of one system call each; kept
+                // small, since mapped pages count as the server's memory.
+                .pragma("mmap_size", "134217728");
             if in_memory {
                 opts
             } else {

@@ -2,11 +2,11 @@
 //! `version` starts at 1 and grows by one with every change; writers compare and swap on it.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::values::{Criticality, LifecycleStatus};
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "configuration_item")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -354,7 +354,7 @@ pub async fn subscribe_in(
     }
     let mut after = before.clone();
     save_and_audit(
-        &uow,
+        uow,
         Action::AddMembers,
         (&before, &before_links),
         (&mut after, &after_links),

@@ -486,7 +486,7 @@ async fn remove_members_in(
     let mut after = before.clone();
     write_change(txn, before, &mut after).await?;
     record_membership(
-        &uow,
+        uow,
         Action::RemoveMembers,
         before,
         current,
@@ -532,7 +532,7 @@ pub async fn remove_from_all_services(uow: &UnitOfWork, ci_id: Uuid) -> Result<(
         .remove(&ci_id)
         .unwrap_or_default();
     for service in services {
-        remove_members_in(&uow, &service, &[ci_id]).await?;
+        remove_members_in(uow, &service, &[ci_id]).await?;
     }
     Ok(())
 }

@@ -94,6 +94,8 @@ pub struct Needs {
     pub identity: Vec<(String, IdentityKey)>,
     /// CIs relationship ends name by id.
     pub ci_ids: Vec<Uuid>,
+    /// The relationships' ends and type names, for finding the stored ones.
+    pub relationship_keys: Vec<(super::batch::CiRef, super::batch::CiRef, String)>,
 }
 
 /// Everything the write must do, decided.
@@ -155,6 +157,17 @@ pub fn needs(batch: &UpsertBatch, prepared: &[Prepared]) -> Needs {
         external_ids,
         item_external_ids,
         relationships: !batch.relationships.is_empty(),
+        relationship_keys: batch
+            .relationships
+            .iter()
+            .map(|r| {
+                (
+                    r.source.clone(),
+                    r.target.clone(),
+                    r.type_name.trim().to_owned(),
+                )
+            })
+            .collect(),
         identity,
         ci_ids,
     }

@@ -79,7 +79,12 @@ pub async fn upsert_with_sink(
                 tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
             }
             Ok(Applied::Write(report)) => {
+                let committing = std::time::Instant::now();
                 uow.commit().await?;
+                tracing::debug!(
+                    commit_ms = committing.elapsed().as_secs_f64() * 1000.0,
+                    "discovery batch committed"
+                );
                 if !report.dry_run {
                     let added = report.items.created + report.relationships.created;
                     statistics::note_growth(db, added as u64).await;
@@ -119,7 +124,7 @@ pub async fn upsert_in(
     let started = std::time::Instant::now();
     let (prepared, refused) = plan::prepare(&batch.items, &catalog);
     let needs = plan::needs(batch, &prepared);
-    let snapshot = snapshot::load(txn, &source, &needs).await?;
+    let snapshot = snapshot::load(txn, &source, &needs, &types).await?;
     let loaded = started.elapsed();
     let cx = Context {
         source: &source,
