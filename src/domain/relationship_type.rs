@@ -32,17 +32,22 @@ impl TypeCatalog {
             .order_by_asc(relationship_type::Column::Name)
             .all(db)
             .await?;
+        Ok(Self::new(types))
+    }
+
+    /// A catalogue of these types (tests build one without a database).
+    pub fn new(types: Vec<relationship_type::Model>) -> Self {
         let by_name = types
             .iter()
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
         let by_id = types.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
-        Ok(TypeCatalog {
+        TypeCatalog {
             types,
             by_name,
             by_id,
-        })
+        }
     }
 
     /// All types, by name.

@@ -6,6 +6,8 @@
 //! [`super::write`] carries them out.
 
 mod items;
+#[cfg(test)]
+mod reference;
 mod relationships;
 
 use std::collections::HashMap;
