@@ -12,6 +12,8 @@
 //! equivalent recursive SQL query run directly on the database. The server's own time is the
 //! impact p50 minus the trivial p50; the ratio compares it with the raw query's p50.
 
+#[path = "support/common.rs"]
+mod common;
 #[path = "support/estate.rs"]
 mod estate;
 #[path = "support/load.rs"]
@@ -33,34 +35,13 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use common::{Timing, ms, timing};
+
 const MAX_DEPTH: u32 = 6;
 
 struct Backend {
     name: &'static str,
     config: DbConfig,
-    cleanup: Option<(String, String)>,
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[index]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-struct Timing {
-    p50: Duration,
-    p99: Duration,
-}
-
-fn timing(mut samples: Vec<Duration>) -> Timing {
-    Timing {
-        p50: percentile(&mut samples, 0.5),
-        p99: percentile(&mut samples, 0.99),
-    }
 }
 
 fn peak_memory_mb() -> f64 {
@@ -360,28 +341,15 @@ async fn run(backend: Backend, size: usize) {
     );
     if std::env::var_os("CMDB_BENCH_KEEP").is_some() {
         println!("kept the benchmark database: {:?}", backend.config);
-        return;
-    }
-    if let Some((url, schema)) = backend.cleanup {
-        drop(db);
-        if let Ok(admin) = sea_orm::Database::connect(url.as_str()).await {
-            let _ = admin
-                .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                .await;
-        }
     }
 }
 
 #[tokio::main]
 async fn main() {
-    let size: usize = std::env::var("CMDB_BENCH_SIZE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
+    let size = common::size();
     println!("# Impact analysis benchmark");
-    let only = std::env::var("CMDB_BENCH_ONLY").unwrap_or_default();
     let dir = tempfile::tempdir().expect("temporary directory");
-    if only.is_empty() || only == "sqlite" {
+    if common::measures("sqlite") {
         run(
             Backend {
                 name: "SQLite",
@@ -389,39 +357,28 @@ async fn main() {
                     "sqlite://{}/bench.db?mode=rwc",
                     dir.path().display()
                 )),
-                cleanup: None,
             },
             size,
         )
         .await;
     }
-    if !only.is_empty() && only != "postgres" {
+    if !common::measures("postgres") {
         return;
     }
-
-    let pg_url = std::env::var("CMDB_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    match sea_orm::Database::connect(pg_url.as_str()).await {
-        Ok(admin) => {
-            let schema = format!("bench_{}", Uuid::new_v4().simple());
-            admin
-                .execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
-                .await
-                .expect("create the benchmark schema");
-            let config = DbConfig {
-                schema: Some(schema.clone()),
-                ..DbConfig::new(pg_url.clone())
-            };
-            run(
-                Backend {
-                    name: "PostgreSQL",
-                    config,
-                    cleanup: Some((pg_url, schema)),
-                },
-                size,
-            )
-            .await;
-        }
-        Err(err) => println!("\nPostgreSQL not measured: {err}"),
+    let Some((admin, base)) = common::postgres().await else {
+        return;
+    };
+    let name = format!("cmdb_bench_impact_{}", Uuid::new_v4().simple());
+    common::create_database(&admin, &name).await;
+    run(
+        Backend {
+            name: "PostgreSQL",
+            config: DbConfig::new(format!("{base}/{name}")),
+        },
+        size,
+    )
+    .await;
+    if std::env::var_os("CMDB_BENCH_KEEP").is_none() {
+        common::drop_database(&admin, &name).await;
     }
 }

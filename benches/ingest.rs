@@ -14,11 +14,14 @@
 //! CIs per second; the raw-SQL rate (`INSERT ... ON CONFLICT DO UPDATE` of the same CI and
 //! relationship rows in batches of 1,000); and the server's peak memory.
 
+#[path = "support/common.rs"]
+mod common;
 #[path = "support/estate.rs"]
 mod estate;
+#[path = "support/server.rs"]
+mod server;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cmdb::db::{self, DbConfig};
@@ -27,97 +30,11 @@ use cmdb::domain::relationship_type::TypeCatalog;
 use entity::values::LifecycleStatus;
 use entity::{configuration_item, relationship};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 const BATCH: usize = 1_000;
-
-fn vm_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-struct Server {
-    child: Child,
-    url: String,
-    token: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Creates a discovery token with the `cmdb token` command; returns it.
-fn discovery_token(database_url: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_cmdb"))
-        .args([
-            "token",
-            "create",
-            "--name",
-            "bench",
-            "--role",
-            "discovery",
-            "--database-url",
-            database_url,
-        ])
-        .output()
-        .expect("the token command runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-async fn start_server(database_url: &str) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    // The token command also applies the migrations, before the server starts.
-    let token = discovery_token(database_url);
-    let child = Command::new(env!("CARGO_BIN_EXE_cmdb"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("CMDB_DATABASE_URL", database_url)
-        .env(
-            "RUST_LOG",
-            std::env::var("CMDB_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(if std::env::var_os("CMDB_BENCH_SERVER_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the server starts");
-    let server = Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        token,
-    };
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(response) = client.get(format!("{}/healthz", server.url)).send().await
-            && response.status().is_success()
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the server did not become healthy");
-}
 
 const UPSERT: &str = "mutation($input: UpsertConfigurationItemsInput!) { upsertConfigurationItems(input: $input) { created updated unchanged rejected relationships { created updated unchanged rejected } } }";
 
@@ -224,7 +141,7 @@ async fn send_all(url: &str, token: &str, bodies: &[Vec<u8>], clients: usize) ->
 /// Loads the items, then the relationships; returns the time taken, the totals and the
 /// server's peak resident memory seen.
 async fn load(
-    server: &Server,
+    server: &server::Server,
     bodies: &(Vec<Vec<u8>>, Vec<Vec<u8>>),
     clients: usize,
 ) -> (Duration, Totals, u64) {
@@ -235,7 +152,7 @@ async fn load(
         tokio::spawn(async move {
             let mut peak = 0;
             while sampling.load(std::sync::atomic::Ordering::SeqCst) {
-                peak = peak.max(vm_kb(pid, "VmRSS:").unwrap_or_default());
+                peak = peak.max(server::vm_kb(pid, "VmRSS:").unwrap_or_default());
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             peak
@@ -340,7 +257,7 @@ async fn run(name: &str, server_url: String, raw_config: DbConfig, size: usize) 
         raw_rate
     );
 
-    let server = start_server(&server_url).await;
+    let server = server::start(&server_url, "discovery").await;
     let first = bodies(&estate, None);
     let changed = bodies(&estate, Some(10));
     let clients: usize = std::env::var("CMDB_BENCH_CLIENTS")
@@ -381,7 +298,7 @@ async fn run(name: &str, server_url: String, raw_config: DbConfig, size: usize) 
             relationships[3],
         );
     }
-    let hwm = vm_kb(server.child.id(), "VmHWM:").unwrap_or(peak);
+    let hwm = server::vm_kb(server.child.id(), "VmHWM:").unwrap_or(peak);
     println!(
         "\nserver peak memory (VmHWM): {:.0} MB",
         hwm as f64 / 1024.0
@@ -390,14 +307,10 @@ async fn run(name: &str, server_url: String, raw_config: DbConfig, size: usize) 
 
 #[tokio::main]
 async fn main() {
-    let size: usize = std::env::var("CMDB_BENCH_SIZE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
-    let only = std::env::var("CMDB_BENCH_ONLY").unwrap_or_default();
+    let size = common::size();
     println!("# Discovery ingestion benchmark");
     let dir = tempfile::tempdir().expect("temporary directory");
-    if only.is_empty() || only == "sqlite" {
+    if common::measures("sqlite") {
         run(
             "SQLite",
             format!("sqlite://{}/server.db?mode=rwc", dir.path().display()),
@@ -406,17 +319,11 @@ async fn main() {
         )
         .await;
     }
-    if !only.is_empty() && only != "postgres" {
+    if !common::measures("postgres") {
         return;
     }
-    let pg_url = std::env::var("CMDB_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let admin = match sea_orm::Database::connect(pg_url.as_str()).await {
-        Ok(admin) => admin,
-        Err(err) => {
-            println!("\nPostgreSQL not measured: {err}");
-            return;
-        }
+    let Some((admin, base)) = common::postgres().await else {
+        return;
     };
     let suffix = Uuid::new_v4().simple().to_string();
     let (server_db, raw_db) = (
@@ -424,15 +331,8 @@ async fn main() {
         format!("cmdb_bench_raw_{suffix}"),
     );
     for name in [&server_db, &raw_db] {
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create a benchmark database");
+        common::create_database(&admin, name).await;
     }
-    let base = pg_url
-        .rsplit_once('/')
-        .map(|(base, _)| base.to_owned())
-        .unwrap_or(pg_url.clone());
     run(
         "PostgreSQL",
         format!("{base}/{server_db}"),
@@ -441,8 +341,6 @@ async fn main() {
     )
     .await;
     for name in [&server_db, &raw_db] {
-        let _ = admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .await;
+        common::drop_database(&admin, name).await;
     }
 }

@@ -63,7 +63,11 @@ pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection> {
                 .pragma("cache_size", "-16384")
                 // Pages read through a memory map instead of one system call each; kept
                 // small, since mapped pages count as the server's memory.
-                .pragma("mmap_size", "134217728");
+                .pragma("mmap_size", "134217728")
+                // Rows come from SQLite's own thread through a channel; a deep one lets a
+                // statement hand over a whole nested page without waking the reader for
+                // every few rows.
+                .row_buffer_size(1024);
             if in_memory {
                 opts
             } else {

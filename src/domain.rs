@@ -27,6 +27,8 @@ pub mod graph_log;
 pub mod health;
 pub mod impact;
 pub mod incident;
+pub mod json_rows;
+pub mod nested;
 pub mod numbering;
 pub mod pagination;
 pub mod references;
@@ -273,35 +275,6 @@ pub fn group_by<T>(
         grouped.entry(key(&row)).or_default().push(row);
     }
     grouped
-}
-
-/// Records linked to owners: `links` pairs an owner's id with a record's id, `fetch` reads
-/// the records by id; each owner gets its records sorted by `order`.
-pub async fn records_by_link<T, F, Fut>(
-    links: Vec<(uuid::Uuid, uuid::Uuid)>,
-    fetch: F,
-    order: impl Fn(&T, &T) -> std::cmp::Ordering,
-) -> Result<std::collections::HashMap<uuid::Uuid, Vec<T>>>
-where
-    T: Clone,
-    F: FnOnce(Vec<uuid::Uuid>) -> Fut,
-    Fut: std::future::Future<Output = Result<std::collections::HashMap<uuid::Uuid, T>>>,
-{
-    let records = fetch(dedup(links.iter().map(|(_, record)| *record).collect())).await?;
-    let mut grouped = group_by(
-        links
-            .into_iter()
-            .filter_map(|(owner, id)| Some((owner, records.get(&id)?.clone())))
-            .collect(),
-        |(owner, _)| *owner,
-    );
-    let mut result = std::collections::HashMap::with_capacity(grouped.len());
-    for (owner, list) in grouped.drain() {
-        let mut list: Vec<T> = list.into_iter().map(|(_, record)| record).collect();
-        list.sort_by(&order);
-        result.insert(owner, list);
-    }
-    Ok(result)
 }
 
 /// The items in their first order, each once.

@@ -19,6 +19,7 @@ mod error;
 mod health;
 mod impact;
 mod incident;
+mod lean;
 mod loaders;
 mod pagination;
 mod relationship;
@@ -91,7 +92,8 @@ pub fn schema_builder() -> SchemaBuilder<Guarded<Query>, Guarded<Mutation>, Empt
     Schema::build(Guarded::default(), Guarded::default(), EmptySubscription)
 }
 
-/// The schema a server runs: the shape, the database and the settings.
+/// The schema a server runs: the shape, the database and the settings. It attaches no
+/// extension: `lean.rs` resolves hot objects without the per-field extension hooks.
 pub fn build_schema(
     db: DatabaseConnection,
     settings: Settings,
@@ -221,7 +223,9 @@ async fn run(
         request = request.data(principal);
     }
     if let Some(db) = schema.data::<DatabaseConnection>() {
-        request = request.data(loaders::for_request(db.clone(), &tasks));
+        request = request
+            .data(loaders::for_request(db.clone(), &tasks))
+            .data(loaders::Catalogs::new(db.clone()));
     }
     let commit_started = Arc::new(AtomicBool::new(false));
     let execution = crate::domain::COMMIT_STARTED

@@ -2,9 +2,9 @@
 //! before and after it. Written in the same transaction as the change it records.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "audit_event")]
 pub struct Model {
     #[sea_orm(primary_key)]

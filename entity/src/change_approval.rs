@@ -1,11 +1,11 @@
 //! `change_approval`: who approved or rejected a change, when, and why.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::values::Decision;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "change_approval")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -1,11 +1,11 @@
 //! `change_request`: a request for change, its plans, its window and its last assessment.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::values::{ChangeState, ChangeType, RiskLevel};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "change_request")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -4,7 +4,7 @@ use sea_orm::entity::prelude::*;
 
 use crate::values::ServiceState;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "change_service")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

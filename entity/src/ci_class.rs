@@ -2,11 +2,11 @@
 //! `parent_id`; a class inherits the attribute definitions of its ancestors.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::values::{AttributeDefinitions, AttributeNames};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "ci_class")]
 pub struct Model {
     #[sea_orm(primary_key)]

@@ -2,9 +2,9 @@
 //! reported it, and whether a full sync found it missing (stale).
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "ci_identifier")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

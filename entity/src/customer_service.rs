@@ -1,9 +1,9 @@
 //! `customer_service`: a service a customer consumes, under a named agreement.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "customer_service")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -1,11 +1,11 @@
 //! `incident`: an unplanned interruption or degradation, with its lifecycle timestamps.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::values::{IncidentState, Level};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "incident")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

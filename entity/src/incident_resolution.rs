@@ -3,9 +3,9 @@
 //! open time less these periods.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "incident_resolution")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

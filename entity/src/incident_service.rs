@@ -2,11 +2,11 @@
 //! added by hand, and how badly it is hit.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::values::{Origin, ServiceState};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "incident_service")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -2,11 +2,11 @@
 //! priority (1 is the most urgent).
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::values::Level;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "priority_rule")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

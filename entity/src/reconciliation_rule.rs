@@ -2,11 +2,11 @@
 //! or `*` for all), the discovery sources in order of authority.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::values::AttributeNames;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "reconciliation_rule")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

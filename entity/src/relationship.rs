@@ -2,9 +2,9 @@
 //! (source, target, type); never from a CI to itself.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "relationship")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

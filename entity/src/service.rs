@@ -1,11 +1,11 @@
 //! `service`: a business or technical service, made of member CIs (`service_member`).
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::values::{Criticality, ServiceKind};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "service")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -2,11 +2,11 @@
 //! response and resolution times per incident priority.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::values::PriorityTargets;
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "service_level")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

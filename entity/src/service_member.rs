@@ -1,9 +1,9 @@
 //! `service_member`: which CIs make up which service.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "service_member")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

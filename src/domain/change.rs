@@ -480,45 +480,66 @@ pub async fn approvals_of(
     Ok(super::group_by(rows, |row| row.change_id))
 }
 
-/// The changes linked to each owner, newest first.
-async fn changes_by_link(
+/// The changes linked to each owner through `L`, newest first, at most `first` each.
+async fn changes_by_link<L: sea_orm::EntityTrait>(
     db: &impl ConnectionTrait,
-    links: Vec<(Uuid, Uuid)>,
+    owners: &[Uuid],
+    owner: L::Column,
+    record: L::Column,
+    first: u64,
 ) -> Result<HashMap<Uuid, Vec<change_request::Model>>> {
-    super::records_by_link(
-        links,
-        |ids| async move { get_many(db, &ids).await },
-        |a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)),
+    use sea_orm::sea_query::{Expr, Order};
+    super::nested::linked::<change_request::Entity, L>(
+        db,
+        owners,
+        owner,
+        record,
+        change_request::Column::Id,
+        sea_orm::Condition::all(),
+        vec![
+            (
+                Expr::col((change_request::Entity, change_request::Column::CreatedAt)),
+                Order::Desc,
+            ),
+            (
+                Expr::col((change_request::Entity, change_request::Column::Id)),
+                Order::Desc,
+            ),
+        ],
+        Some(first),
     )
     .await
 }
 
-/// The changes touching each CI, newest first.
+/// The changes touching each CI, newest first, at most `first` each.
 pub async fn changes_of_cis(
     db: &impl ConnectionTrait,
     ci_ids: &[Uuid],
+    first: &u64,
 ) -> Result<HashMap<Uuid, Vec<change_request::Model>>> {
-    let rows =
-        super::rows_in::<change_ci::Entity>(db, change_ci::Column::CiId, ci_ids, &[]).await?;
-    changes_by_link(
+    changes_by_link::<change_ci::Entity>(
         db,
-        rows.into_iter().map(|r| (r.ci_id, r.change_id)).collect(),
+        ci_ids,
+        change_ci::Column::CiId,
+        change_ci::Column::ChangeId,
+        *first,
     )
     .await
 }
 
-/// The changes whose last assessment hits each service, newest first.
+/// The changes whose last assessment hits each service, newest first, at most `first`
+/// each.
 pub async fn changes_of_services(
     db: &impl ConnectionTrait,
     service_ids: &[Uuid],
+    first: &u64,
 ) -> Result<HashMap<Uuid, Vec<change_request::Model>>> {
-    let column = change_service::Column::ServiceId;
-    let rows = super::rows_in::<change_service::Entity>(db, column, service_ids, &[]).await?;
-    changes_by_link(
+    changes_by_link::<change_service::Entity>(
         db,
-        rows.into_iter()
-            .map(|r| (r.service_id, r.change_id))
-            .collect(),
+        service_ids,
+        change_service::Column::ServiceId,
+        change_service::Column::ChangeId,
+        *first,
     )
     .await
 }

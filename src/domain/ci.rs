@@ -30,6 +30,78 @@ use super::{
 };
 use crate::db::backend;
 
+/// Which columns of a CI a read brings: all, or a summary (what lists of related CIs
+/// usually show: no description, attributes, provenance or times).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Columns {
+    All,
+    Summary,
+}
+
+impl Columns {
+    /// The columns this read brings.
+    pub fn list(self) -> Vec<Column> {
+        use sea_orm::Iterable;
+        match self {
+            Columns::All => Column::iter().collect(),
+            Columns::Summary => vec![
+                Column::Id,
+                Column::ClassId,
+                Column::Name,
+                Column::Status,
+                Column::Environment,
+                Column::Criticality,
+                Column::Owner,
+                Column::Version,
+            ],
+        }
+    }
+}
+
+/// A CI as read with [`Columns`]: the columns a summary leaves out have their empty
+/// values, and whoever shows them must read the whole CI first.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Read {
+    id: Uuid,
+    class_id: i32,
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    status: LifecycleStatus,
+    environment: Option<String>,
+    criticality: Option<Criticality>,
+    owner: Option<String>,
+    #[serde(default)]
+    attributes: Json,
+    version: i32,
+    #[serde(default)]
+    created_at: DateTime<Utc>,
+    #[serde(default)]
+    updated_at: DateTime<Utc>,
+    #[serde(default)]
+    provenance: Json,
+}
+
+impl From<Read> for configuration_item::Model {
+    fn from(read: Read) -> Self {
+        configuration_item::Model {
+            id: read.id,
+            class_id: read.class_id,
+            name: read.name,
+            description: read.description,
+            status: read.status,
+            environment: read.environment,
+            criticality: read.criticality,
+            owner: read.owner,
+            attributes: read.attributes,
+            version: read.version,
+            created_at: read.created_at,
+            updated_at: read.updated_at,
+            provenance: read.provenance,
+        }
+    }
+}
+
 /// A configuration item to create. The class is given by name.
 #[derive(Debug, Clone, Default)]
 pub struct NewCi {

@@ -7,6 +7,7 @@
 //! effective definitions of its class on every write.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use entity::ci_class;
 use entity::configuration_item;
@@ -32,7 +33,7 @@ pub const MAX_ATTRIBUTES_BYTES: usize = 64 * 1024;
 /// database one question per lookup.
 #[derive(Debug, Clone)]
 pub struct ClassCatalog {
-    classes: Vec<ci_class::Model>,
+    classes: Vec<Arc<ci_class::Model>>,
     by_name: HashMap<String, usize>,
     by_id: HashMap<i32, usize>,
 }
@@ -48,7 +49,8 @@ impl ClassCatalog {
     }
 
     /// A catalog of the given classes.
-    pub fn new(classes: Vec<ci_class::Model>) -> Self {
+    pub fn new(classes: impl IntoIterator<Item = impl Into<Arc<ci_class::Model>>>) -> Self {
+        let classes: Vec<Arc<ci_class::Model>> = classes.into_iter().map(Into::into).collect();
         let by_name = classes
             .iter()
             .enumerate()
@@ -63,20 +65,25 @@ impl ClassCatalog {
     }
 
     /// All classes, by name.
-    pub fn all(&self) -> &[ci_class::Model] {
+    pub fn all(&self) -> &[Arc<ci_class::Model>] {
         &self.classes
     }
 
     /// The class of that id.
     pub fn get(&self, id: i32) -> Option<&ci_class::Model> {
-        self.by_id.get(&id).map(|&i| &self.classes[i])
+        self.by_id.get(&id).map(|&i| &*self.classes[i])
+    }
+
+    /// The class of that id, shared (for answers that outlive a borrow of the catalogue).
+    pub fn shared(&self, id: i32) -> Option<Arc<ci_class::Model>> {
+        self.by_id.get(&id).map(|&i| self.classes[i].clone())
     }
 
     /// The class of that name, or `NOT_FOUND`.
     pub fn by_name(&self, name: &str) -> Result<&ci_class::Model> {
         self.by_name
             .get(name)
-            .map(|&i| &self.classes[i])
+            .map(|&i| &*self.classes[i])
             .ok_or_else(|| Error::not_found("CI class", name))
     }
 
@@ -123,6 +130,7 @@ impl ClassCatalog {
         self.classes
             .iter()
             .filter(|c| c.parent_id == Some(id))
+            .map(|c| &**c)
             .collect()
     }
 
@@ -398,7 +406,7 @@ pub async fn create(
     .insert(txn)
     .await?;
     let mut classes = catalog.all().to_vec();
-    classes.push(model.clone());
+    classes.push(Arc::new(model.clone()));
     check_identifiers(&ClassCatalog::new(classes), model.id)?;
     uow.record(Event::new(
         EntityType::CiClass,
@@ -449,7 +457,7 @@ pub async fn update(
         .iter()
         .map(|c| {
             if c.id == after.id {
-                after.clone()
+                Arc::new(after.clone())
             } else {
                 c.clone()
             }

@@ -343,45 +343,79 @@ pub async fn services_of(
     Ok(super::group_by(rows, |row| row.incident_id))
 }
 
-/// The incidents linked to each owner, newest first.
-async fn incidents_by_link(
+/// How a nested field lists incidents: only open ones (or only the others), and at most
+/// how many per owner.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Listing {
+    pub open: Option<bool>,
+    pub first: u64,
+}
+
+/// The incidents linked to each owner through `L`, newest first, as `listing` says.
+async fn incidents_by_link<L: sea_orm::EntityTrait>(
     db: &impl ConnectionTrait,
-    links: Vec<(Uuid, Uuid)>,
+    owners: &[Uuid],
+    owner: L::Column,
+    record: L::Column,
+    listing: &Listing,
 ) -> Result<HashMap<Uuid, Vec<incident::Model>>> {
-    super::records_by_link(
-        links,
-        |ids| async move { get_many(db, &ids).await },
-        |a, b| b.opened_at.cmp(&a.opened_at).then(b.id.cmp(&a.id)),
+    use sea_orm::sea_query::{Expr, Order};
+    let closed = [IncidentState::Resolved, IncidentState::Closed];
+    let condition = match listing.open {
+        None => sea_orm::Condition::all(),
+        Some(true) => sea_orm::Condition::all().add(incident::Column::State.is_not_in(closed)),
+        Some(false) => sea_orm::Condition::all().add(incident::Column::State.is_in(closed)),
+    };
+    super::nested::linked::<incident::Entity, L>(
+        db,
+        owners,
+        owner,
+        record,
+        incident::Column::Id,
+        condition,
+        vec![
+            (
+                Expr::col((incident::Entity, incident::Column::OpenedAt)),
+                Order::Desc,
+            ),
+            (
+                Expr::col((incident::Entity, incident::Column::Id)),
+                Order::Desc,
+            ),
+        ],
+        Some(listing.first),
     )
     .await
 }
 
-/// The incidents that affect each CI, newest first.
+/// The incidents that affect each CI, newest first, as `listing` says.
 pub async fn incidents_of_cis(
     db: &impl ConnectionTrait,
     ci_ids: &[Uuid],
+    listing: &Listing,
 ) -> Result<HashMap<Uuid, Vec<incident::Model>>> {
-    let rows =
-        super::rows_in::<incident_ci::Entity>(db, incident_ci::Column::CiId, ci_ids, &[]).await?;
-    incidents_by_link(
+    incidents_by_link::<incident_ci::Entity>(
         db,
-        rows.into_iter().map(|r| (r.ci_id, r.incident_id)).collect(),
+        ci_ids,
+        incident_ci::Column::CiId,
+        incident_ci::Column::IncidentId,
+        listing,
     )
     .await
 }
 
-/// The incidents that affect each service, newest first.
+/// The incidents that affect each service, newest first, as `listing` says.
 pub async fn incidents_of_services(
     db: &impl ConnectionTrait,
     service_ids: &[Uuid],
+    listing: &Listing,
 ) -> Result<HashMap<Uuid, Vec<incident::Model>>> {
-    let column = incident_service::Column::ServiceId;
-    let rows = super::rows_in::<incident_service::Entity>(db, column, service_ids, &[]).await?;
-    incidents_by_link(
+    incidents_by_link::<incident_service::Entity>(
         db,
-        rows.into_iter()
-            .map(|r| (r.service_id, r.incident_id))
-            .collect(),
+        service_ids,
+        incident_service::Column::ServiceId,
+        incident_service::Column::IncidentId,
+        listing,
     )
     .await
 }

@@ -6,11 +6,12 @@
 
 use std::collections::{HashMap, HashSet};
 
+use entity::configuration_item;
 use entity::relationship::{self, Column, Entity};
 use entity::values::LifecycleStatus;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, prelude::Json, sea_query::Condition,
+    PaginatorTrait, QueryFilter, prelude::Json, sea_query::Condition,
 };
 use uuid::Uuid;
 
@@ -51,10 +52,97 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<relationship::Mo
 }
 
 /// Which end of a relationship a lookup starts from.
-#[derive(Clone, Copy)]
-enum End {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum End {
+    /// The relationships leaving the CI.
     Source,
+    /// The relationships arriving at the CI.
     Target,
+}
+
+/// How a nested field lists the relationships at one end of CIs: the arguments of the
+/// field, so that one statement answers every CI of a page that asked the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Listing {
+    pub end: End,
+    /// Only relationships of these type ids.
+    pub types: Option<Vec<i32>>,
+    /// At most this many per CI, oldest first.
+    pub first: u64,
+    /// Read the CI at the other end too, with these columns (the field's selection asks
+    /// for it).
+    pub other_end: Option<super::ci::Columns>,
+}
+
+/// A relationship, with the CI at its other end when the listing asked for it (with the
+/// columns it asked for).
+pub type Listed = (relationship::Model, Option<configuration_item::Model>);
+
+/// The relationships at `listing.end` of each CI, oldest first, at most `listing.first`
+/// each: one statement per 500 CIs, the cut made in the database.
+pub async fn listed(
+    db: &impl ConnectionTrait,
+    ci_ids: &[Uuid],
+    listing: &Listing,
+) -> Result<HashMap<Uuid, Vec<Listed>>> {
+    use sea_orm::QueryTrait;
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, JoinType, Order};
+    let (own, other) = match listing.end {
+        End::Source => (Column::SourceId, Column::TargetId),
+        End::Target => (Column::TargetId, Column::SourceId),
+    };
+    let base = |owners: &[Uuid]| {
+        let mut find = Entity::find().filter(own.is_in(owners.iter().copied()));
+        if let Some(types) = &listing.types {
+            find = find.filter(Column::TypeId.is_in(types.iter().copied()));
+        }
+        let mut select = find.into_query();
+        select.expr_as(Expr::col((Entity, own)), Alias::new(super::nested::OWNER));
+        select
+    };
+    let columns = listing
+        .other_end
+        .map(super::ci::Columns::list)
+        .unwrap_or_default();
+    let join = |select: &mut sea_orm::sea_query::SelectStatement| {
+        select.join(
+            JoinType::InnerJoin,
+            configuration_item::Entity,
+            Expr::col((configuration_item::Entity, configuration_item::Column::Id))
+                .equals((Entity, other)),
+        );
+        super::nested::with_columns_of::<configuration_item::Entity>(select, "other_", &columns);
+    };
+    let lists = super::nested::Lists {
+        base: &base,
+        owner: Expr::col((Entity, own)),
+        order: vec![
+            (Expr::col((Entity, Column::CreatedAt)), Order::Asc),
+            (Expr::col((Entity, Column::Id)), Order::Asc),
+        ],
+        first: Some(listing.first),
+        join: listing.other_end.map(|_| super::nested::Joined {
+            add: &join,
+            object: super::json_rows::columns_object::<configuration_item::Entity>(
+                db.get_database_backend(),
+                "other_",
+                &columns,
+            ),
+        }),
+    };
+    Ok(
+        super::nested::read::<Entity, super::ci::Read>(db, ci_ids, &lists)
+            .await?
+            .into_iter()
+            .map(|(owner, list)| {
+                let list = list
+                    .into_iter()
+                    .map(|(relationship, other)| (relationship, other.map(Into::into)))
+                    .collect();
+                (owner, list)
+            })
+            .collect(),
+    )
 }
 
 /// The relationships among `ids` that exist, keyed by id.
@@ -73,50 +161,6 @@ pub async fn get_many(
         }
     }
     Ok(found)
-}
-
-async fn by_end(
-    db: &impl ConnectionTrait,
-    end: End,
-    ci_ids: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<relationship::Model>>> {
-    let column = match end {
-        End::Source => Column::SourceId,
-        End::Target => Column::TargetId,
-    };
-    let mut grouped: HashMap<Uuid, Vec<relationship::Model>> = HashMap::new();
-    for chunk in ci_ids.chunks(500) {
-        let rows = Entity::find()
-            .filter(column.is_in(chunk.iter().copied()))
-            .order_by_asc(Column::CreatedAt)
-            .order_by_asc(Column::Id)
-            .all(db)
-            .await?;
-        for row in rows {
-            let key = match end {
-                End::Source => row.source_id,
-                End::Target => row.target_id,
-            };
-            grouped.entry(key).or_default().push(row);
-        }
-    }
-    Ok(grouped)
-}
-
-/// The relationships leaving each of the CIs, oldest first.
-pub async fn outgoing(
-    db: &impl ConnectionTrait,
-    ci_ids: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<relationship::Model>>> {
-    by_end(db, End::Source, ci_ids).await
-}
-
-/// The relationships arriving at each of the CIs, oldest first.
-pub async fn incoming(
-    db: &impl ConnectionTrait,
-    ci_ids: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<relationship::Model>>> {
-    by_end(db, End::Target, ci_ids).await
 }
 
 impl RelationshipFilter {
@@ -291,7 +335,22 @@ pub async fn create_many_in(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    for existing in outgoing(txn, &sources).await?.into_values().flatten() {
+    let mut existing_rows = Vec::new();
+    for chunk in sources.chunks(500) {
+        let targets: HashSet<Uuid> = seen
+            .keys()
+            .filter(|k| chunk.contains(&k.0))
+            .map(|k| k.1)
+            .collect();
+        existing_rows.extend(
+            Entity::find()
+                .filter(Column::SourceId.is_in(chunk.iter().copied()))
+                .filter(Column::TargetId.is_in(targets))
+                .all(txn)
+                .await?,
+        );
+    }
+    for existing in existing_rows {
         if let Some(i) = seen.get(&(existing.source_id, existing.target_id, existing.type_id)) {
             return Err(Error::Conflict(format!(
                 "input[{i}]: this relationship already exists (id {})",

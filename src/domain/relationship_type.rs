@@ -2,6 +2,7 @@
 //! which way impact travels along it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use entity::relationship;
 use entity::relationship_type;
@@ -20,7 +21,7 @@ use super::{Error, Patch, Result, identifier, now, optional_text, required_text,
 /// Every relationship type, indexed by id and by name.
 #[derive(Debug, Clone)]
 pub struct TypeCatalog {
-    types: Vec<relationship_type::Model>,
+    types: Vec<Arc<relationship_type::Model>>,
     by_name: HashMap<String, usize>,
     by_id: HashMap<i32, usize>,
 }
@@ -36,7 +37,8 @@ impl TypeCatalog {
     }
 
     /// A catalogue of these types (tests build one without a database).
-    pub fn new(types: Vec<relationship_type::Model>) -> Self {
+    pub fn new(types: impl IntoIterator<Item = impl Into<Arc<relationship_type::Model>>>) -> Self {
+        let types: Vec<Arc<relationship_type::Model>> = types.into_iter().map(Into::into).collect();
         let by_name = types
             .iter()
             .enumerate()
@@ -51,20 +53,25 @@ impl TypeCatalog {
     }
 
     /// All types, by name.
-    pub fn all(&self) -> &[relationship_type::Model] {
+    pub fn all(&self) -> &[Arc<relationship_type::Model>] {
         &self.types
     }
 
     /// The type of that id.
     pub fn get(&self, id: i32) -> Option<&relationship_type::Model> {
-        self.by_id.get(&id).map(|&i| &self.types[i])
+        self.by_id.get(&id).map(|&i| &*self.types[i])
+    }
+
+    /// The type of that id, shared (for answers that outlive a borrow of the catalogue).
+    pub fn shared(&self, id: i32) -> Option<Arc<relationship_type::Model>> {
+        self.by_id.get(&id).map(|&i| self.types[i].clone())
     }
 
     /// The type of that name, or `NOT_FOUND`.
     pub fn by_name(&self, name: &str) -> Result<&relationship_type::Model> {
         self.by_name
             .get(name)
-            .map(|&i| &self.types[i])
+            .map(|&i| &*self.types[i])
             .ok_or_else(|| Error::not_found("relationship type", name))
     }
 

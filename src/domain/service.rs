@@ -157,57 +157,56 @@ async fn member_rows(
     Ok(rows)
 }
 
-/// The services each of the CIs belongs to, by name.
+/// The services each of the CIs belongs to, by name: one statement per 500 CIs.
 pub async fn services_of(
     db: &impl ConnectionTrait,
     ci_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<service::Model>>> {
-    let memberships = member_rows(db, service_member::Column::CiId, ci_ids).await?;
-    let service_ids: Vec<Uuid> = memberships
-        .iter()
-        .map(|m| m.service_id)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let services = get_many(db, &service_ids).await?;
-    let mut grouped: HashMap<Uuid, Vec<service::Model>> = HashMap::new();
-    for membership in memberships {
-        if let Some(service) = services.get(&membership.service_id) {
-            grouped
-                .entry(membership.ci_id)
-                .or_default()
-                .push(service.clone());
-        }
-    }
-    for list in grouped.values_mut() {
-        list.sort_by(|a, b| a.name.cmp(&b.name));
-    }
-    Ok(grouped)
+    use sea_orm::sea_query::{Expr, Order};
+    super::nested::linked::<Entity, service_member::Entity>(
+        db,
+        ci_ids,
+        service_member::Column::CiId,
+        service_member::Column::ServiceId,
+        Column::Id,
+        sea_orm::Condition::all(),
+        vec![
+            (Expr::col((Entity, Column::Name)), Order::Asc),
+            (Expr::col((Entity, Column::Id)), Order::Asc),
+        ],
+        None,
+    )
+    .await
 }
 
-/// The member CIs of each of the services, in the order they were added.
+/// The member CIs of each of the services, in the order they were added, at most `first`
+/// each: one statement per 500 services, the cut made in the database.
 pub async fn members_of(
     db: &impl ConnectionTrait,
     service_ids: &[Uuid],
+    first: &u64,
 ) -> Result<HashMap<Uuid, Vec<configuration_item::Model>>> {
-    let memberships = member_rows(db, service_member::Column::ServiceId, service_ids).await?;
-    let ci_ids: Vec<Uuid> = memberships
-        .iter()
-        .map(|m| m.ci_id)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let cis = super::ci::get_many(db, &ci_ids).await?;
-    let mut grouped: HashMap<Uuid, Vec<configuration_item::Model>> = HashMap::new();
-    for membership in memberships {
-        if let Some(ci) = cis.get(&membership.ci_id) {
-            grouped
-                .entry(membership.service_id)
-                .or_default()
-                .push(ci.clone());
-        }
-    }
-    Ok(grouped)
+    use sea_orm::sea_query::{Expr, Order};
+    super::nested::linked::<configuration_item::Entity, service_member::Entity>(
+        db,
+        service_ids,
+        service_member::Column::ServiceId,
+        service_member::Column::CiId,
+        configuration_item::Column::Id,
+        sea_orm::Condition::all(),
+        vec![
+            (
+                Expr::col((service_member::Entity, service_member::Column::AddedAt)),
+                Order::Asc,
+            ),
+            (
+                Expr::col((service_member::Entity, service_member::Column::CiId)),
+                Order::Asc,
+            ),
+        ],
+        Some(*first),
+    )
+    .await
 }
 
 async fn member_ids(db: &impl ConnectionTrait, service_id: Uuid) -> Result<Vec<Uuid>> {

@@ -71,6 +71,12 @@ pub enum AuditAction {
 /// One write, with who made it, when, and the full state before and after.
 pub struct AuditEvent(pub audit_event::Model);
 
+impl super::lean::ReadyFields for AuditEvent {
+    fn ready_field(&self, name: &str) -> Option<async_graphql::Value> {
+        (name == "id").then(|| super::lean::scalar(ID(self.0.id.to_string())))
+    }
+}
+
 connection_type!(
     AuditEventConnection,
     AuditEventEdge,

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use entity::values::{self, AttributeDefinition as AttributeDefinitionModel};
 use entity::{ci_class, relationship_type};
 
-use super::context::{actor, db, loaders, patch};
-use super::loaders::{Classes, RelationshipTypes};
+use super::context::{actor, classes as class_catalog, db, patch, relationship_types};
+use super::lean::{self, ReadyFields};
 use crate::domain::ci_class::{self as classes, ClassCatalog};
 use crate::domain::relationship_type as types;
 use crate::error::Error;
@@ -75,28 +75,44 @@ impl From<AttributeDefinitionModel> for AttributeDefinition {
 
 /// The class with this id, from the request's catalogue.
 pub(super) async fn class_by_id(ctx: &Context<'_>, id: i32) -> async_graphql::Result<CiClass> {
-    let catalog = loaders(ctx)?
-        .load_one(Classes)
-        .await?
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("class catalogue missing")))?;
-    let class = catalog
-        .get(id)
-        .cloned()
-        .ok_or_else(|| Error::not_found("CI class", id))?;
-    Ok(CiClass::new(class, catalog))
+    Ok(CiClass::of(class_catalog(ctx).await?, id)?)
 }
 
 /// A kind of configuration item, with the attributes its CIs may or must have. Classes form
 /// a tree: a class inherits the attributes of its ancestors.
 pub struct CiClass {
-    model: ci_class::Model,
+    model: Arc<ci_class::Model>,
     catalog: Arc<ClassCatalog>,
 }
 
 impl CiClass {
     /// A class, with the catalogue it belongs to for walking the tree.
-    pub fn new(model: ci_class::Model, catalog: Arc<ClassCatalog>) -> Self {
+    pub fn new(model: Arc<ci_class::Model>, catalog: Arc<ClassCatalog>) -> Self {
         CiClass { model, catalog }
+    }
+
+    /// The class of that id in the catalogue; `NOT_FOUND` when it has none.
+    pub fn of(catalog: Arc<ClassCatalog>, id: i32) -> Result<Self, Error> {
+        let model = catalog
+            .shared(id)
+            .ok_or_else(|| Error::not_found("CI class", id))?;
+        Ok(CiClass { model, catalog })
+    }
+}
+
+impl ReadyFields for CiClass {
+    fn ready_field(&self, name: &str) -> Option<async_graphql::Value> {
+        let class = &self.model;
+        Some(match name {
+            "id" => lean::scalar(ID(class.id.to_string())),
+            "name" => lean::text(&class.name),
+            "label" => lean::text(&class.label),
+            "description" => lean::optional_text(class.description.as_deref()),
+            "discoveryOverridesManual" => lean::scalar(class.discovery_overrides_manual),
+            "createdAt" => lean::scalar(class.created_at),
+            "updatedAt" => lean::scalar(class.updated_at),
+            _ => return None,
+        })
     }
 }
 
@@ -126,8 +142,11 @@ impl CiClass {
 
     /// The class this one specialises.
     async fn parent(&self) -> Option<CiClass> {
-        let parent = self.model.parent_id.and_then(|id| self.catalog.get(id))?;
-        Some(CiClass::new(parent.clone(), self.catalog.clone()))
+        let parent = self
+            .model
+            .parent_id
+            .and_then(|id| self.catalog.shared(id))?;
+        Some(CiClass::new(parent, self.catalog.clone()))
     }
 
     /// Direct subclasses.
@@ -135,7 +154,7 @@ impl CiClass {
         self.catalog
             .children(self.model.id)
             .into_iter()
-            .map(|c| CiClass::new(c.clone(), self.catalog.clone()))
+            .filter_map(|c| CiClass::of(self.catalog.clone(), c.id).ok())
             .collect()
     }
 
@@ -184,7 +203,24 @@ impl CiClass {
 }
 
 /// A kind of relationship between CIs, such as `depends_on`.
-pub struct RelationshipType(pub relationship_type::Model);
+pub struct RelationshipType(pub Arc<relationship_type::Model>);
+
+impl ReadyFields for RelationshipType {
+    fn ready_field(&self, name: &str) -> Option<async_graphql::Value> {
+        let t = &self.0;
+        Some(match name {
+            "id" => lean::scalar(ID(t.id.to_string())),
+            "name" => lean::text(&t.name),
+            "inverseLabel" => lean::text(&t.inverse_label),
+            "propagation" => lean::enumeration(Propagation::from(t.propagation)),
+            "membership" => lean::scalar(t.membership),
+            "description" => lean::optional_text(t.description.as_deref()),
+            "createdAt" => lean::scalar(t.created_at),
+            "updatedAt" => lean::scalar(t.updated_at),
+            _ => return None,
+        })
+    }
+}
 
 /// A kind of relationship between CIs, such as `depends_on`, with the rule saying which
 /// way impact travels along it.
@@ -233,13 +269,6 @@ impl RelationshipType {
     }
 }
 
-async fn class_catalog(ctx: &Context<'_>) -> Result<Arc<ClassCatalog>> {
-    Ok(loaders(ctx)?
-        .load_one(Classes)
-        .await?
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("class catalogue missing")))?)
-}
-
 /// Queries of the catalogue.
 #[derive(Default)]
 pub struct CatalogQuery;
@@ -260,16 +289,13 @@ impl CatalogQuery {
     /// The class of that name; null with a `NOT_FOUND` error when there is none.
     async fn ci_class(&self, ctx: &Context<'_>, name: String) -> Result<Option<CiClass>> {
         let catalog = class_catalog(ctx).await?;
-        let class = catalog.by_name(&name)?.clone();
-        Ok(Some(CiClass::new(class, catalog)))
+        let id = catalog.by_name(&name)?.id;
+        Ok(Some(CiClass::of(catalog, id)?))
     }
 
     /// All relationship types, by name.
     async fn relationship_types(&self, ctx: &Context<'_>) -> Result<Vec<RelationshipType>> {
-        let catalog = loaders(ctx)?
-            .load_one(RelationshipTypes)
-            .await?
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("type catalogue missing")))?;
+        let catalog = relationship_types(ctx).await?;
         Ok(catalog
             .all()
             .iter()
@@ -284,8 +310,10 @@ impl CatalogQuery {
         ctx: &Context<'_>,
         name: String,
     ) -> Result<Option<RelationshipType>> {
-        let catalog = types::TypeCatalog::load(db(ctx)?).await?;
-        Ok(Some(RelationshipType(catalog.by_name(&name)?.clone())))
+        let catalog = relationship_types(ctx).await?;
+        Ok(Some(RelationshipType(Arc::new(
+            catalog.by_name(&name)?.clone(),
+        ))))
     }
 }
 
@@ -413,7 +441,10 @@ impl CatalogMutation {
         };
         let db = db(ctx)?;
         let model = classes::create(db, &actor(ctx), new).await?;
-        Ok(CiClass::new(model, Arc::new(ClassCatalog::load(db).await?)))
+        Ok(CiClass::of(
+            Arc::new(ClassCatalog::load(db).await?),
+            model.id,
+        )?)
     }
 
     /// Changes a CI class.
@@ -434,7 +465,10 @@ impl CatalogMutation {
         };
         let db = db(ctx)?;
         let model = classes::update(db, &actor(ctx), &name, changes).await?;
-        Ok(CiClass::new(model, Arc::new(ClassCatalog::load(db).await?)))
+        Ok(CiClass::of(
+            Arc::new(ClassCatalog::load(db).await?),
+            model.id,
+        )?)
     }
 
     /// Deletes a CI class that no CI and no subclass uses; returns its id.
@@ -456,9 +490,9 @@ impl CatalogMutation {
             membership: input.membership,
             description: input.description,
         };
-        Ok(RelationshipType(
+        Ok(RelationshipType(Arc::new(
             types::create(db(ctx)?, &actor(ctx), new).await?,
-        ))
+        )))
     }
 
     /// Changes a relationship type.
@@ -474,9 +508,9 @@ impl CatalogMutation {
             membership: input.membership,
             description: patch(input.description),
         };
-        Ok(RelationshipType(
+        Ok(RelationshipType(Arc::new(
             types::update(db(ctx)?, &actor(ctx), &name, changes).await?,
-        ))
+        )))
     }
 
     /// Deletes a relationship type that no relationship uses; returns its id.

@@ -108,6 +108,12 @@ impl From<ChangeOutcome> for values::ChangeState {
 /// A request for change.
 pub struct Change(pub change_request::Model);
 
+impl super::lean::ReadyFields for Change {
+    fn ready_field(&self, name: &str) -> Option<async_graphql::Value> {
+        (name == "id").then(|| super::lean::scalar(ID(self.0.id.to_string())))
+    }
+}
+
 connection_type!(
     ChangeConnection,
     ChangeEdge,

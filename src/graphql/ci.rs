@@ -13,18 +13,19 @@ use serde_json::Value;
 use super::audit::{AuditEventConnection, history_of};
 use super::catalog::CiClass;
 use super::change::Change;
-use super::context::{actor, db, loaders, parse_id, parse_ids, patch};
+use super::context::{actor, db, loaders, parse_id, parse_ids, patch, relationship_types};
 use super::discovery::{DiscoveryRecord, FieldProvenance};
 use super::incident::Incident;
+use super::lean::{self, Lean, ReadyFields};
 use super::loaders::{
-    ChangesOfCi, CiById, Classes, IdentifiersOf, IncidentsOfCi, IncomingOf, OutgoingOf, ServicesOf,
+    ChangesOfCi, CiById, IdentifiersOf, IncidentsOfCi, RelationshipsOf, ServicesOf,
 };
 use super::pagination::{self, TotalCount, connection, connection_type};
 use super::relationship::Relationship;
 use super::service::Service;
 use crate::domain::audit::EntityType;
 use crate::domain::discovery::provenance;
-use crate::domain::{TextMatch, ci, incident as incidents};
+use crate::domain::{TextMatch, ci, incident as incidents, relationship as relationships};
 use crate::error::Error;
 
 /// Where a configuration item is in its life.
@@ -56,12 +57,53 @@ pub enum Criticality {
 }
 
 /// A managed component of the estate: a server, a VM, a database, an application...
-pub struct ConfigurationItem(pub Arc<configuration_item::Model>);
+/// Read whole, or as a summary ([`ci::Columns::Summary`]) when the selection shows nothing
+/// more; the fields beyond a summary read the whole CI first.
+pub struct ConfigurationItem(pub Arc<configuration_item::Model>, pub ci::Columns);
 
 impl ConfigurationItem {
     /// Wraps a CI record.
     pub fn new(model: configuration_item::Model) -> Self {
-        ConfigurationItem(Arc::new(model))
+        ConfigurationItem(Arc::new(model), ci::Columns::All)
+    }
+
+    /// Wraps a shared CI record read whole.
+    pub fn shared(model: Arc<configuration_item::Model>) -> Self {
+        ConfigurationItem(model, ci::Columns::All)
+    }
+
+    /// The whole record: this one, or read (batched) when only a summary is at hand.
+    async fn whole(&self, ctx: &Context<'_>) -> Result<Arc<configuration_item::Model>> {
+        if self.1 == ci::Columns::All {
+            return Ok(self.0.clone());
+        }
+        Ok(loaders(ctx)?
+            .load_one(CiById(self.0.id))
+            .await?
+            .ok_or_else(|| Error::not_found("configuration item", self.0.id))?)
+    }
+}
+
+/// The fields of a CI that a summary does not hold.
+const BEYOND_SUMMARY: [&str; 5] = [
+    "description",
+    "attributes",
+    "createdAt",
+    "updatedAt",
+    "provenance",
+];
+
+/// The columns to read of the CI a nested field returns, from what its selection shows.
+pub fn columns_for(selection: async_graphql::Lookahead<'_>) -> Option<ci::Columns> {
+    if !selection.exists() {
+        None
+    } else if BEYOND_SUMMARY
+        .iter()
+        .any(|field| selection.field(field).exists())
+    {
+        Some(ci::Columns::All)
+    } else {
+        Some(ci::Columns::Summary)
     }
 }
 
@@ -74,27 +116,77 @@ connection_type!(
 );
 
 impl ConfigurationItem {
+    /// The relationships at one end of this CI, as the field asks for them: the arguments
+    /// go into the loader's key (so the list is filtered and cut in the database), and the
+    /// CIs at the other end are read in the same statement when the selection uses them.
     async fn relationships(
         &self,
         ctx: &Context<'_>,
-        list: Option<Vec<entity::relationship::Model>>,
+        end: relationships::End,
         types: Option<Vec<String>>,
-    ) -> Result<Vec<Relationship>> {
-        let rows = list.unwrap_or_default();
-        let rows = match types {
-            None => rows,
+        first: i32,
+    ) -> Result<Vec<Lean<Relationship>>> {
+        let types = match types {
+            None => None,
             Some(names) => {
-                let catalog = loaders(ctx)?
-                    .load_one(super::loaders::RelationshipTypes)
-                    .await?
-                    .ok_or_else(|| Error::internal(anyhow::anyhow!("type catalogue missing")))?;
-                let ids = catalog.ids_of("types", &names)?;
-                rows.into_iter()
-                    .filter(|r| ids.contains(&r.type_id))
-                    .collect()
+                let mut ids = relationship_types(ctx).await?.ids_of("types", &names)?;
+                ids.sort_unstable();
+                ids.dedup();
+                Some(ids)
             }
         };
-        Ok(rows.into_iter().map(Relationship::new).collect())
+        let other_end = match end {
+            relationships::End::Source => "target",
+            relationships::End::Target => "source",
+        };
+        let other_columns = columns_for(ctx.look_ahead().field(other_end));
+        let listing_columns = other_columns;
+        let listing = relationships::Listing {
+            end,
+            types,
+            first: u64::try_from(first).unwrap_or_default(),
+            other_end: other_columns,
+        };
+        let list = loaders(ctx)?
+            .load_one(RelationshipsOf {
+                id: self.0.id,
+                args: listing,
+            })
+            .await?
+            .unwrap_or_default();
+        Ok(list
+            .iter()
+            .map(|(relationship, other)| {
+                let other = other
+                    .as_ref()
+                    .map(|ci| (ci.clone(), listing_columns.unwrap_or(ci::Columns::All)));
+                Lean(Relationship::listed(relationship, other, end))
+            })
+            .collect())
+    }
+}
+
+impl ReadyFields for ConfigurationItem {
+    fn ready_field(&self, name: &str) -> Option<async_graphql::Value> {
+        let ci = &self.0;
+        if self.1 == ci::Columns::Summary && BEYOND_SUMMARY.contains(&name) {
+            return None;
+        }
+        Some(match name {
+            "id" => lean::scalar(ID(ci.id.to_string())),
+            "name" => lean::text(&ci.name),
+            "description" => lean::optional_text(ci.description.as_deref()),
+            "status" => lean::enumeration(LifecycleStatus::from(ci.status)),
+            "environment" => lean::optional_text(ci.environment.as_deref()),
+            "criticality" => ci.criticality.map_or(async_graphql::Value::Null, |c| {
+                lean::enumeration(Criticality::from(c))
+            }),
+            "owner" => lean::optional_text(ci.owner.as_deref()),
+            "version" => lean::scalar(ci.version),
+            "createdAt" => lean::scalar(ci.created_at),
+            "updatedAt" => lean::scalar(ci.updated_at),
+            _ => return None,
+        })
     }
 }
 
@@ -112,21 +204,15 @@ impl ConfigurationItem {
     }
 
     /// Free text describing the CI.
-    async fn description(&self) -> Option<&str> {
-        self.0.description.as_deref()
+    async fn description(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self.whole(ctx).await?.description.clone())
     }
 
     /// The class of the CI, which defines the attributes it may have.
-    async fn ci_class(&self, ctx: &Context<'_>) -> Result<CiClass> {
-        let catalog = loaders(ctx)?
-            .load_one(Classes)
-            .await?
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("class catalogue missing")))?;
-        let class = catalog
-            .get(self.0.class_id)
-            .cloned()
-            .ok_or_else(|| Error::not_found("CI class", self.0.class_id))?;
-        Ok(CiClass::new(class, catalog))
+    async fn ci_class(&self, ctx: &Context<'_>) -> Result<Lean<CiClass>> {
+        Ok(Lean(
+            super::catalog::class_by_id(ctx, self.0.class_id).await?,
+        ))
     }
 
     /// Lifecycle status.
@@ -150,8 +236,8 @@ impl ConfigurationItem {
     }
 
     /// Class-specific attributes, as a JSON object.
-    async fn attributes(&self) -> Json<Value> {
-        Json(self.0.attributes.clone())
+    async fn attributes(&self, ctx: &Context<'_>) -> Result<Json<Value>> {
+        Ok(Json(self.whole(ctx).await?.attributes.clone()))
     }
 
     /// Starts at 1 and grows by one with every change; pass it back as `expectedVersion`
@@ -161,42 +247,60 @@ impl ConfigurationItem {
     }
 
     /// When the CI was recorded.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
+        Ok(self.whole(ctx).await?.created_at)
     }
 
     /// When the CI last changed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    async fn updated_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
+        Ok(self.whole(ctx).await?.updated_at)
     }
 
-    /// Relationships from this CI to others, optionally only of the given types.
+    /// Relationships from this CI to others, oldest first, optionally only of the given
+    /// types (at most `first`; page through `relationships(filter: { sourceId })` for more).
     #[graphql(complexity = "5 * child_complexity")]
     async fn outgoing(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Only relationships of these type names.")] types: Option<Vec<String>>,
-    ) -> Result<Vec<Relationship>> {
-        let list = loaders(ctx)?.load_one(OutgoingOf(self.0.id)).await?;
-        self.relationships(ctx, list, types).await
+        #[graphql(
+            default = 1000,
+            validator(minimum = 0, maximum = 10000),
+            desc = "At most this many."
+        )]
+        first: i32,
+    ) -> Result<Vec<Lean<Relationship>>> {
+        self.relationships(ctx, relationships::End::Source, types, first)
+            .await
     }
 
-    /// Relationships from other CIs to this one, optionally only of the given types.
+    /// Relationships from other CIs to this one, oldest first, optionally only of the given
+    /// types (at most `first`; page through `relationships(filter: { targetId })` for more).
     #[graphql(complexity = "5 * child_complexity")]
     async fn incoming(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Only relationships of these type names.")] types: Option<Vec<String>>,
-    ) -> Result<Vec<Relationship>> {
-        let list = loaders(ctx)?.load_one(IncomingOf(self.0.id)).await?;
-        self.relationships(ctx, list, types).await
+        #[graphql(
+            default = 1000,
+            validator(minimum = 0, maximum = 10000),
+            desc = "At most this many."
+        )]
+        first: i32,
+    ) -> Result<Vec<Lean<Relationship>>> {
+        self.relationships(ctx, relationships::End::Target, types, first)
+            .await
     }
 
     /// The services this CI is a member of, by name.
     #[graphql(complexity = "2 * child_complexity")]
-    async fn services(&self, ctx: &Context<'_>) -> Result<Vec<Service>> {
+    async fn services(&self, ctx: &Context<'_>) -> Result<Vec<Lean<Service>>> {
         let list = loaders(ctx)?.load_one(ServicesOf(self.0.id)).await?;
-        Ok(list.unwrap_or_default().into_iter().map(Service).collect())
+        Ok(list
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| Lean(Service(s)))
+            .collect())
     }
 
     /// The incidents affecting this CI, newest first (at most `first`). Page through
@@ -209,14 +313,15 @@ impl ConfigurationItem {
         #[graphql(desc = "Only open ones (not resolved or closed), or only the others.")]
         open: Option<bool>,
     ) -> Result<Vec<Incident>> {
-        let list = loaders(ctx)?.load_one(IncidentsOfCi(self.0.id)).await?;
-        Ok(list
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|i| open.is_none_or(|open| incidents::is_open(i.state) == open))
-            .take(first as usize)
-            .map(Incident)
-            .collect())
+        let key = IncidentsOfCi {
+            id: self.0.id,
+            args: incidents::Listing {
+                open,
+                first: u64::try_from(first).unwrap_or_default(),
+            },
+        };
+        let list = loaders(ctx)?.load_one(key).await?;
+        Ok(list.unwrap_or_default().into_iter().map(Incident).collect())
     }
 
     /// The changes touching this CI, newest first (at most `first`). Page through
@@ -227,25 +332,24 @@ impl ConfigurationItem {
         ctx: &Context<'_>,
         #[graphql(default = 20, validator(minimum = 0, maximum = 500))] first: i32,
     ) -> Result<Vec<Change>> {
-        let list = loaders(ctx)?.load_one(ChangesOfCi(self.0.id)).await?;
-        Ok(list
-            .unwrap_or_default()
-            .into_iter()
-            .take(first as usize)
-            .map(Change)
-            .collect())
+        let key = ChangesOfCi {
+            id: self.0.id,
+            args: u64::try_from(first).unwrap_or_default(),
+        };
+        let list = loaders(ctx)?.load_one(key).await?;
+        Ok(list.unwrap_or_default().into_iter().map(Change).collect())
     }
 
     /// Who set each field (a discovery source, or `manual` for people), and when.
-    async fn provenance(&self) -> Vec<FieldProvenance> {
-        provenance::entries(&self.0.provenance)
+    async fn provenance(&self, ctx: &Context<'_>) -> Result<Vec<FieldProvenance>> {
+        Ok(provenance::entries(&self.whole(ctx).await?.provenance)
             .into_iter()
             .map(|(field, entry)| FieldProvenance {
                 field,
                 source: entry.source,
                 set_at: entry.at,
             })
-            .collect()
+            .collect())
     }
 
     /// How discovery sources know this CI: their ids for it, when they last reported it.
@@ -435,7 +539,7 @@ impl CiQuery {
             .load_one(CiById(id))
             .await?
             .ok_or_else(|| Error::not_found("configuration item", id))?;
-        Ok(Some(ConfigurationItem(ci)))
+        Ok(Some(ConfigurationItem::shared(ci)))
     }
 
     /// CIs matching the filter, a page at a time (by name unless `orderBy` says otherwise).

@@ -7,10 +7,12 @@ use async_graphql::{Context, ID, MaybeUndefined};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use super::loaders::Loaders;
+use super::loaders::{Catalogs, Loaders};
 use crate::domain::Patch;
 use crate::domain::audit::Actor;
+use crate::domain::ci_class::ClassCatalog;
 use crate::domain::impact::GraphCache;
+use crate::domain::relationship_type::TypeCatalog;
 use crate::error::Error;
 use crate::limits::Limits;
 
@@ -39,6 +41,16 @@ pub fn graph_cache<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Arc<Graph
 /// The loaders of this request.
 pub fn loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Loaders> {
     ctx.data::<Loaders>()
+}
+
+/// The class catalogue, read once per request.
+pub async fn classes(ctx: &Context<'_>) -> async_graphql::Result<Arc<ClassCatalog>> {
+    Ok(ctx.data::<Catalogs>()?.classes().await?)
+}
+
+/// The relationship type catalogue, read once per request.
+pub async fn relationship_types(ctx: &Context<'_>) -> async_graphql::Result<Arc<TypeCatalog>> {
+    Ok(ctx.data::<Catalogs>()?.types().await?)
 }
 
 /// Parses an id argument, naming the argument when it is not a UUID.

@@ -25,6 +25,12 @@ use crate::error::Error;
 /// An organisation or department that consumes services.
 pub struct Customer(pub customer::Model);
 
+impl super::lean::ReadyFields for Customer {
+    fn ready_field(&self, name: &str) -> Option<async_graphql::Value> {
+        (name == "id").then(|| super::lean::scalar(ID(self.0.id.to_string())))
+    }
+}
+
 connection_type!(
     CustomerConnection,
     CustomerEdge,

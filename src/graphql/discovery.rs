@@ -11,8 +11,7 @@ use serde_json::Value;
 
 use super::catalog::CiClass;
 use super::ci::{Criticality, LifecycleStatus};
-use super::context::{actor, db, limits, loaders, parse_id};
-use super::loaders::Classes;
+use super::context::{actor, db, limits, parse_id};
 use crate::domain::auth::Principal;
 use crate::domain::discovery::batch::{
     self, CiRef, ItemInput, Mode, Outcome, RelationshipInput, UpsertBatch,
@@ -353,15 +352,7 @@ pub struct ReconciliationRule(reconciliation_rule::Model);
 impl ReconciliationRule {
     /// The class it applies to (and its subclasses).
     async fn ci_class(&self, ctx: &Context<'_>) -> Result<CiClass> {
-        let catalog = loaders(ctx)?
-            .load_one(Classes)
-            .await?
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("class catalogue missing")))?;
-        let class = catalog
-            .get(self.0.class_id)
-            .cloned()
-            .ok_or_else(|| Error::not_found("CI class", self.0.class_id))?;
-        Ok(CiClass::new(class, catalog))
+        super::catalog::class_by_id(ctx, self.0.class_id).await
     }
 
     /// The field: an attribute name, a core field (`name`, `status`, `environment`,

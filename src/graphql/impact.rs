@@ -20,7 +20,7 @@ use super::catalog::{CiClass, class_by_id};
 use super::ci::{ConfigurationItem, Criticality};
 use super::context::{db, limits, loaders, parse_ids};
 use super::customer::{AffectedCustomer, affected_customers};
-use super::loaders::{CiById, Classes, Loaders, RelationshipTypes};
+use super::loaders::{Catalogs, CiById};
 use super::relationship::Relationship;
 use super::service::Service;
 use crate::domain::ci;
@@ -103,7 +103,7 @@ fn path(steps: &[PathStep], prefetched: &Prefetched) -> Vec<Relationship> {
             let known_type = prefetched
                 .types
                 .as_ref()
-                .and_then(|types| types.get(step.type_id));
+                .and_then(|types| types.shared(step.type_id));
             Relationship::known(step, known_type)
         })
         .collect()
@@ -114,7 +114,7 @@ async fn ci(ctx: &Context<'_>, id: uuid::Uuid) -> Result<ConfigurationItem> {
         .load_one(CiById(id))
         .await?
         .ok_or_else(|| Error::not_found("configuration item", id))?;
-    Ok(ConfigurationItem(ci))
+    Ok(ConfigurationItem::shared(ci))
 }
 
 async fn cis(ctx: &Context<'_>, ids: &[uuid::Uuid]) -> Result<Vec<ConfigurationItem>> {
@@ -123,7 +123,12 @@ async fn cis(ctx: &Context<'_>, ids: &[uuid::Uuid]) -> Result<Vec<ConfigurationI
         .await?;
     Ok(ids
         .iter()
-        .filter_map(|id| found.get(&CiById(*id)).cloned().map(ConfigurationItem))
+        .filter_map(|id| {
+            found
+                .get(&CiById(*id))
+                .cloned()
+                .map(ConfigurationItem::shared)
+        })
         .collect())
 }
 
@@ -133,7 +138,7 @@ impl AffectedCi {
     /// The CI.
     async fn ci(&self, ctx: &Context<'_>) -> Result<ConfigurationItem> {
         match self.prefetched.cis.get(&self.entry.ci_id) {
-            Some(model) => Ok(ConfigurationItem(model.clone())),
+            Some(model) => Ok(ConfigurationItem::shared(model.clone())),
             None => ci(ctx, self.entry.ci_id).await,
         }
     }
@@ -250,22 +255,21 @@ impl OutputType for AffectedCiList {
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
         let at = field.pos;
-        let loaders = ctx.data::<Loaders>().map_err(|e| e.into_server_error(at))?;
+        let catalogs = ctx
+            .data::<Catalogs>()
+            .map_err(|e| e.into_server_error(at))?;
         let db = ctx
             .data::<DatabaseConnection>()
             .map_err(|e| e.into_server_error(at))?;
         let server_error = |e: Error| async_graphql::Error::from(e).into_server_error(at);
         if let Some(plan) = fast::plan(&ctx.item.node) {
             let classes = if plan.needs_classes {
-                loaders.load_one(Classes).await.map_err(server_error)?
+                Some(catalogs.classes().await.map_err(server_error)?)
             } else {
                 None
             };
             let types = if plan.needs_types {
-                loaders
-                    .load_one(RelationshipTypes)
-                    .await
-                    .map_err(server_error)?
+                Some(catalogs.types().await.map_err(server_error)?)
             } else {
                 None
             };
@@ -286,10 +290,7 @@ impl OutputType for AffectedCiList {
             .into_iter()
             .map(|(id, model)| (id, Arc::new(model)))
             .collect();
-        let types = loaders
-            .load_one(RelationshipTypes)
-            .await
-            .map_err(server_error)?;
+        let types = Some(catalogs.types().await.map_err(server_error)?);
         let prefetched = Arc::new(Prefetched { cis, types });
         let items: Vec<AffectedCi> = self
             .report

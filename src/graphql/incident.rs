@@ -70,6 +70,12 @@ pub enum ServiceOrigin {
 /// An unplanned interruption or degradation of a service.
 pub struct Incident(pub incident::Model);
 
+impl super::lean::ReadyFields for Incident {
+    fn ready_field(&self, name: &str) -> Option<async_graphql::Value> {
+        (name == "id").then(|| super::lean::scalar(ID(self.0.id.to_string())))
+    }
+}
+
 connection_type!(
     IncidentConnection,
     IncidentEdge,
@@ -96,7 +102,12 @@ pub(super) async fn cis_by_ids(ctx: &Context<'_>, ids: &[Uuid]) -> Result<Vec<Co
         .await?;
     Ok(ids
         .iter()
-        .filter_map(|id| found.get(&CiById(*id)).cloned().map(ConfigurationItem))
+        .filter_map(|id| {
+            found
+                .get(&CiById(*id))
+                .cloned()
+                .map(ConfigurationItem::shared)
+        })
         .collect())
 }
 

@@ -28,6 +28,7 @@ use entity::{
     incident_service, relationship, service, service_level,
 };
 use sea_orm::DatabaseConnection;
+use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::domain::ci_class::ClassCatalog;
@@ -73,19 +74,24 @@ impl LoaderTasks {
         let mut execution = pin!(execution);
         let mut running = FuturesUnordered::new();
         std::future::poll_fn(|cx| {
-            let signal = Arc::new(WakeSignal {
-                woken: AtomicBool::new(false),
-                waker: cx.waker().clone(),
-            });
-            let waker = Waker::from(signal.clone());
-            if let Poll::Ready(output) = execution.as_mut().poll(&mut Context::from_waker(&waker)) {
-                return Poll::Ready(output);
-            }
-            if signal.woken.load(Ordering::SeqCst) {
-                // More resolvers are ready to run; the runtime polls us again right away.
-                return Poll::Pending;
-            }
-            loop {
+            // Execution that wakes itself, and waves that end, are polled again here rather
+            // than through the runtime: each trip through the scheduler costs a wake-up of
+            // the runtime's driver. Bounded, so that one request cannot hold a worker thread.
+            for _ in 0..INLINE_POLLS {
+                let signal = Arc::new(WakeSignal {
+                    woken: AtomicBool::new(false),
+                    waker: cx.waker().clone(),
+                });
+                let waker = Waker::from(signal.clone());
+                if let Poll::Ready(output) =
+                    execution.as_mut().poll(&mut Context::from_waker(&waker))
+                {
+                    return Poll::Ready(output);
+                }
+                if signal.woken.swap(false, Ordering::SeqCst) {
+                    // More resolvers are ready to run: poll again before any load starts.
+                    continue;
+                }
                 if running.is_empty() {
                     let wave = self.take();
                     if wave.is_empty() {
@@ -93,21 +99,26 @@ impl LoaderTasks {
                     }
                     running.extend(wave);
                 }
-                match running.poll_next_unpin(cx) {
-                    Poll::Ready(Some(())) if running.is_empty() => {
+                loop {
+                    match running.poll_next_unpin(cx) {
                         // The wave is over. Its results woke their resolvers; let them all
                         // run and ask for what they need next before another wave starts.
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
+                        Poll::Ready(Some(())) if running.is_empty() => break,
+                        Poll::Ready(Some(())) => continue,
+                        Poll::Ready(None) | Poll::Pending => return Poll::Pending,
                     }
-                    Poll::Ready(Some(())) => continue,
-                    Poll::Ready(None) | Poll::Pending => return Poll::Pending,
                 }
             }
+            cx.waker().wake_by_ref();
+            Poll::Pending
         })
         .await
     }
 }
+
+/// How many times [`LoaderTasks::drive`] polls a request again by itself before it lets the
+/// runtime run other tasks.
+const INLINE_POLLS: usize = 64;
 
 /// Remembers that execution asked to be polled again, and passes the wake-up on.
 struct WakeSignal {
@@ -132,192 +143,52 @@ pub fn for_request(db: DatabaseConnection, tasks: &LoaderTasks) -> Loaders {
     DataLoader::new(CmdbLoader { db }, move |task| tasks.spawn(task)).delay(Duration::ZERO)
 }
 
+/// The catalogues of one request: classes and relationship types are few and read whole,
+/// once per request, by whichever resolver asks first (the others wait for it).
+pub struct Catalogs {
+    db: DatabaseConnection,
+    classes: OnceCell<Arc<ClassCatalog>>,
+    types: OnceCell<Arc<TypeCatalog>>,
+}
+
+impl Catalogs {
+    /// Catalogues of `db`, read when first asked for.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Catalogs {
+            db,
+            classes: OnceCell::new(),
+            types: OnceCell::new(),
+        }
+    }
+
+    /// The class catalogue.
+    pub async fn classes(&self) -> Result<Arc<ClassCatalog>, Error> {
+        self.classes
+            .get_or_try_init(|| async { Ok(Arc::new(ClassCatalog::load(&self.db).await?)) })
+            .await
+            .cloned()
+    }
+
+    /// The relationship type catalogue.
+    pub async fn types(&self) -> Result<Arc<TypeCatalog>, Error> {
+        self.types
+            .get_or_try_init(|| async { Ok(Arc::new(TypeCatalog::load(&self.db).await?)) })
+            .await
+            .cloned()
+    }
+}
+
 /// Batches lookups of every kind against one database.
 pub struct CmdbLoader {
     db: DatabaseConnection,
 }
 
-/// A configuration item by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CiById(pub Uuid);
-
-/// A relationship by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RelationshipById(pub Uuid);
-
-/// How discovery sources know a CI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IdentifiersOf(pub Uuid);
-
-/// The relationships leaving a CI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OutgoingOf(pub Uuid);
-
-/// The relationships arriving at a CI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IncomingOf(pub Uuid);
-
-/// The services a CI belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ServicesOf(pub Uuid);
-
-/// The member CIs of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MembersOf(pub Uuid);
-
-/// The whole class catalogue (loaded once per request however many CIs ask).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Classes;
-
-/// The whole relationship type catalogue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RelationshipTypes;
-
-fn regroup<K, V>(keys: &[K], mut found: HashMap<Uuid, V>, id: impl Fn(&K) -> Uuid) -> HashMap<K, V>
-where
-    K: Copy + Eq + std::hash::Hash,
-{
-    keys.iter()
-        .filter_map(|key| found.remove(&id(key)).map(|value| (*key, value)))
-        .collect()
-}
-
-impl Loader<CiById> for CmdbLoader {
-    type Value = Arc<configuration_item::Model>;
-    type Error = Error;
-
-    async fn load(&self, keys: &[CiById]) -> Result<HashMap<CiById, Self::Value>, Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let found = ci::get_many(&self.db, &ids)
-            .await?
-            .into_iter()
-            .map(|(id, model)| (id, Arc::new(model)))
-            .collect();
-        Ok(regroup(keys, found, |k| k.0))
-    }
-}
-
-impl Loader<RelationshipById> for CmdbLoader {
-    type Value = relationship::Model;
-    type Error = Error;
-
-    async fn load(
-        &self,
-        keys: &[RelationshipById],
-    ) -> Result<HashMap<RelationshipById, Self::Value>, Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(regroup(
-            keys,
-            relationships::get_many(&self.db, &ids).await?,
-            |k| k.0,
-        ))
-    }
-}
-
-impl Loader<IdentifiersOf> for CmdbLoader {
-    type Value = Vec<entity::ci_identifier::Model>;
-    type Error = Error;
-
-    async fn load(
-        &self,
-        keys: &[IdentifiersOf],
-    ) -> Result<HashMap<IdentifiersOf, Self::Value>, Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(regroup(
-            keys,
-            discovery::identifiers_of(&self.db, &ids).await?,
-            |k| k.0,
-        ))
-    }
-}
-
-impl Loader<OutgoingOf> for CmdbLoader {
-    type Value = Vec<relationship::Model>;
-    type Error = Error;
-
-    async fn load(&self, keys: &[OutgoingOf]) -> Result<HashMap<OutgoingOf, Self::Value>, Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(regroup(
-            keys,
-            relationships::outgoing(&self.db, &ids).await?,
-            |k| k.0,
-        ))
-    }
-}
-
-impl Loader<IncomingOf> for CmdbLoader {
-    type Value = Vec<relationship::Model>;
-    type Error = Error;
-
-    async fn load(&self, keys: &[IncomingOf]) -> Result<HashMap<IncomingOf, Self::Value>, Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(regroup(
-            keys,
-            relationships::incoming(&self.db, &ids).await?,
-            |k| k.0,
-        ))
-    }
-}
-
-impl Loader<ServicesOf> for CmdbLoader {
-    type Value = Vec<service::Model>;
-    type Error = Error;
-
-    async fn load(&self, keys: &[ServicesOf]) -> Result<HashMap<ServicesOf, Self::Value>, Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(regroup(
-            keys,
-            services::services_of(&self.db, &ids).await?,
-            |k| k.0,
-        ))
-    }
-}
-
-impl Loader<MembersOf> for CmdbLoader {
-    type Value = Vec<configuration_item::Model>;
-    type Error = Error;
-
-    async fn load(&self, keys: &[MembersOf]) -> Result<HashMap<MembersOf, Self::Value>, Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(regroup(
-            keys,
-            services::members_of(&self.db, &ids).await?,
-            |k| k.0,
-        ))
-    }
-}
-
-impl Loader<Classes> for CmdbLoader {
-    type Value = Arc<ClassCatalog>;
-    type Error = Error;
-
-    async fn load(&self, _: &[Classes]) -> Result<HashMap<Classes, Self::Value>, Error> {
-        Ok(HashMap::from([(
-            Classes,
-            Arc::new(ClassCatalog::load(&self.db).await?),
-        )]))
-    }
-}
-
-impl Loader<RelationshipTypes> for CmdbLoader {
-    type Value = Arc<TypeCatalog>;
-    type Error = Error;
-
-    async fn load(
-        &self,
-        _: &[RelationshipTypes],
-    ) -> Result<HashMap<RelationshipTypes, Self::Value>, Error> {
-        Ok(HashMap::from([(
-            RelationshipTypes,
-            Arc::new(TypeCatalog::load(&self.db).await?),
-        )]))
-    }
-}
-
-/// Defines a loader key of one id whose values come from one domain function returning a
-/// map by that id.
-macro_rules! keyed_loader {
-    ($(#[$doc:meta])* $key:ident => $value:ty, $fetch:path) => {
+/// Defines a loader key and its loader, all in one shape: a key is an owner's id, and for
+/// nested lists also the field's arguments (so that the list is cut in the database);
+/// its values come from one domain function returning a map by id. Keys with arguments
+/// cost one call per distinct arguments in a batch (usually one).
+macro_rules! loader {
+    ($(#[$doc:meta])* $key:ident => $value:ty, $fetch:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub struct $key(pub Uuid);
@@ -328,72 +199,168 @@ macro_rules! keyed_loader {
 
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Self::Value>, Error> {
                 let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-                Ok(regroup(keys, $fetch(&self.db, &ids).await?, |k| k.0))
+                let mut found = $fetch(&self.db, &ids).await?;
+                Ok(keys
+                    .iter()
+                    .filter_map(|key| found.remove(&key.0).map(|value| (*key, value)))
+                    .collect())
+            }
+        }
+    };
+    ($(#[$doc:meta])* $key:ident($args:ty) => $value:ty, $fetch:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $key {
+            /// The owner of the list.
+            pub id: Uuid,
+            /// The field's arguments.
+            pub args: $args,
+        }
+
+        impl Loader<$key> for CmdbLoader {
+            type Value = $value;
+            type Error = Error;
+
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Self::Value>, Error> {
+                let mut by_args: HashMap<&$args, Vec<Uuid>> = HashMap::new();
+                for key in keys {
+                    by_args.entry(&key.args).or_default().push(key.id);
+                }
+                let mut result = HashMap::with_capacity(keys.len());
+                for (args, ids) in by_args {
+                    let mut found = $fetch(&self.db, &ids, args).await?;
+                    for id in ids {
+                        if let Some(value) = found.remove(&id) {
+                            result.insert($key { id, args: args.clone() }, value);
+                        }
+                    }
+                }
+                Ok(result)
             }
         }
     };
 }
 
-keyed_loader!(
+loader!(
+    /// A configuration item by id.
+    CiById => Arc<configuration_item::Model>, cis_by_id
+);
+loader!(
+    /// A relationship by id.
+    RelationshipById => relationship::Model, relationships::get_many
+);
+loader!(
+    /// How discovery sources know a CI.
+    IdentifiersOf => Vec<entity::ci_identifier::Model>, discovery::identifiers_of
+);
+loader!(
+    /// The relationships at one end of a CI, as the field lists them.
+    RelationshipsOf(relationships::Listing) => Arc<[SharedListed]>, listed
+);
+loader!(
+    /// The services a CI belongs to.
+    ServicesOf => Vec<service::Model>, services::services_of
+);
+loader!(
+    /// The member CIs of a service, at most that many.
+    MembersOf(u64) => Vec<configuration_item::Model>, services::members_of
+);
+loader!(
     /// A service by id.
     ServiceById => service::Model, services::get_many
 );
-keyed_loader!(
+loader!(
     /// An incident by id.
     IncidentById => incident::Model, incidents::get_many
 );
-keyed_loader!(
+loader!(
     /// A change by id.
     ChangeById => change_request::Model, changes::get_many
 );
-keyed_loader!(
+loader!(
     /// A customer by id.
     CustomerById => customer::Model, customers::get_many
 );
-keyed_loader!(
+loader!(
     /// The CIs an incident affects (their ids).
     IncidentCis => Vec<Uuid>, incidents::ci_ids_of
 );
-keyed_loader!(
+loader!(
     /// The services an incident affects, with how each came to be listed.
     IncidentServices => Vec<incident_service::Model>, incidents::services_of
 );
-keyed_loader!(
-    /// The incidents affecting a CI, newest first.
-    IncidentsOfCi => Vec<incident::Model>, incidents::incidents_of_cis
+loader!(
+    /// The incidents affecting a CI, newest first, as the field lists them.
+    IncidentsOfCi(incidents::Listing) => Vec<incident::Model>, incidents::incidents_of_cis
 );
-keyed_loader!(
-    /// The incidents affecting a service, newest first.
-    IncidentsOfService => Vec<incident::Model>, incidents::incidents_of_services
+loader!(
+    /// The incidents affecting a service, newest first, as the field lists them.
+    IncidentsOfService(incidents::Listing) => Vec<incident::Model>,
+    incidents::incidents_of_services
 );
-keyed_loader!(
+loader!(
     /// The CIs a change touches (their ids).
     ChangeCis => Vec<Uuid>, changes::ci_ids_of
 );
-keyed_loader!(
+loader!(
     /// The approvals and rejections of a change, oldest first.
     ChangeApprovals => Vec<change_approval::Model>, changes::approvals_of
 );
-keyed_loader!(
-    /// The changes touching a CI, newest first.
-    ChangesOfCi => Vec<change_request::Model>, changes::changes_of_cis
+loader!(
+    /// The changes touching a CI, newest first, at most that many.
+    ChangesOfCi(u64) => Vec<change_request::Model>, changes::changes_of_cis
 );
-keyed_loader!(
-    /// The changes whose blast radius hits a service, newest first.
-    ChangesOfService => Vec<change_request::Model>, changes::changes_of_services
+loader!(
+    /// The changes whose blast radius hits a service, newest first, at most that many.
+    ChangesOfService(u64) => Vec<change_request::Model>, changes::changes_of_services
 );
-keyed_loader!(
+loader!(
     /// The services a customer consumes.
     ServicesOfCustomer => Vec<customer_service::Model>, customers::services_of
 );
-keyed_loader!(
+loader!(
     /// The customers consuming a service.
     CustomersOfService => Vec<customer_service::Model>, customers_by_service
 );
-keyed_loader!(
+loader!(
     /// The targets of a service.
     ServiceLevelOf => service_level::Model, service_levels::levels_of
 );
+
+/// A listed relationship with the CI at its other end, shared by the resolvers.
+pub type SharedListed = (
+    Arc<relationship::Model>,
+    Option<Arc<configuration_item::Model>>,
+);
+
+async fn cis_by_id(
+    db: &DatabaseConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Arc<configuration_item::Model>>, Error> {
+    Ok(ci::get_many(db, ids)
+        .await?
+        .into_iter()
+        .map(|(id, model)| (id, Arc::new(model)))
+        .collect())
+}
+
+async fn listed(
+    db: &DatabaseConnection,
+    ci_ids: &[Uuid],
+    listing: &relationships::Listing,
+) -> Result<HashMap<Uuid, Arc<[SharedListed]>>, Error> {
+    Ok(relationships::listed(db, ci_ids, listing)
+        .await?
+        .into_iter()
+        .map(|(id, list)| {
+            let list: Arc<[SharedListed]> = list
+                .into_iter()
+                .map(|(relationship, other)| (Arc::new(relationship), other.map(Arc::new)))
+                .collect();
+            (id, list)
+        })
+        .collect())
+}
 
 async fn customers_by_service(
     db: &DatabaseConnection,

@@ -68,13 +68,16 @@ macro_rules! connection_type {
         #[async_graphql::Object]
         impl $connection {
             /// The items of this page, each with its cursor.
-            async fn edges(&self) -> &[$edge] {
-                &self.edges
+            async fn edges(&self) -> Vec<$crate::graphql::lean::Lean<&$edge>> {
+                self.edges.iter().map($crate::graphql::lean::Lean).collect()
             }
 
             /// The items of this page.
-            async fn nodes(&self) -> Vec<&$node> {
-                self.edges.iter().map(|edge| &edge.node).collect()
+            async fn nodes(&self) -> Vec<$crate::graphql::lean::Lean<&$node>> {
+                self.edges
+                    .iter()
+                    .map(|edge| $crate::graphql::lean::Lean(&edge.node))
+                    .collect()
             }
 
             /// Where this page sits in the list.
@@ -106,8 +109,14 @@ macro_rules! connection_type {
             }
 
             /// The item.
-            async fn node(&self) -> &$node {
-                &self.node
+            async fn node(&self) -> $crate::graphql::lean::Lean<&$node> {
+                $crate::graphql::lean::Lean(&self.node)
+            }
+        }
+
+        impl $crate::graphql::lean::ReadyFields for $edge {
+            fn ready_field(&self, name: &str) -> Option<async_graphql::Value> {
+                (name == "cursor").then(|| $crate::graphql::lean::text(&self.cursor))
             }
         }
 

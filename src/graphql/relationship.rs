@@ -1,18 +1,22 @@
 //! `Relationship`: the type, its queries and its bulk mutations.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, InputObject, Json, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::{relationship, relationship_type};
+use entity::{configuration_item, relationship, relationship_type};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::catalog::RelationshipType;
 use super::ci::ConfigurationItem;
-use super::context::{actor, db, limits, loaders, parse_id, parse_ids};
-use super::loaders::{CiById, RelationshipById, RelationshipTypes};
+use super::context::{actor, db, limits, loaders, parse_id, parse_ids, relationship_types};
+use super::lean::{self, Lean, ReadyFields};
+use super::loaders::{CiById, RelationshipById};
 use super::pagination::{self, TotalCount, connection, connection_type};
+use crate::domain::ci;
 use crate::domain::impact::PathStep;
-use crate::domain::relationship as relationships;
+use crate::domain::relationship::{self as relationships, End};
 use crate::error::Error;
 
 /// A typed, directed link from a source CI to a target CI, such as
@@ -23,8 +27,10 @@ pub struct Relationship {
     source_id: Uuid,
     target_id: Uuid,
     type_id: i32,
-    full: Option<relationship::Model>,
-    known_type: Option<relationship_type::Model>,
+    full: Option<Arc<relationship::Model>>,
+    known_type: Option<Arc<relationship_type::Model>>,
+    known_source: Option<(Arc<configuration_item::Model>, ci::Columns)>,
+    known_target: Option<(Arc<configuration_item::Model>, ci::Columns)>,
 }
 
 impl Relationship {
@@ -35,31 +41,60 @@ impl Relationship {
             source_id: model.source_id,
             target_id: model.target_id,
             type_id: model.type_id,
-            full: Some(model),
+            full: Some(Arc::new(model)),
             known_type: None,
+            known_source: None,
+            known_target: None,
+        }
+    }
+
+    /// A relationship listed under the CI at `end`, with the CI at its other end when it
+    /// was read with it.
+    pub fn listed(
+        model: &Arc<relationship::Model>,
+        other_end: Option<(Arc<configuration_item::Model>, ci::Columns)>,
+        end: End,
+    ) -> Self {
+        let (known_source, known_target) = match end {
+            End::Source => (None, other_end),
+            End::Target => (other_end, None),
+        };
+        Relationship {
+            id: model.id,
+            source_id: model.source_id,
+            target_id: model.target_id,
+            type_id: model.type_id,
+            full: Some(model.clone()),
+            known_type: None,
+            known_source,
+            known_target,
         }
     }
 
     /// A relationship known by its ends and type, with the type's record when at hand.
-    pub fn known(step: &PathStep, known_type: Option<&relationship_type::Model>) -> Self {
+    pub fn known(step: &PathStep, known_type: Option<Arc<relationship_type::Model>>) -> Self {
         Relationship {
             id: step.id,
             source_id: step.source,
             target_id: step.target,
             type_id: step.type_id,
             full: None,
-            known_type: known_type.cloned(),
+            known_type,
+            known_source: None,
+            known_target: None,
         }
     }
 
-    async fn model(&self, ctx: &Context<'_>) -> Result<relationship::Model> {
+    async fn model(&self, ctx: &Context<'_>) -> Result<Arc<relationship::Model>> {
         if let Some(model) = &self.full {
             return Ok(model.clone());
         }
-        Ok(loaders(ctx)?
-            .load_one(RelationshipById(self.id))
-            .await?
-            .ok_or_else(|| Error::not_found("relationship", self.id))?)
+        Ok(Arc::new(
+            loaders(ctx)?
+                .load_one(RelationshipById(self.id))
+                .await?
+                .ok_or_else(|| Error::not_found("relationship", self.id))?,
+        ))
     }
 }
 
@@ -76,7 +111,17 @@ async fn ci_by_id(ctx: &Context<'_>, id: uuid::Uuid) -> Result<ConfigurationItem
         .load_one(CiById(id))
         .await?
         .ok_or_else(|| Error::not_found("configuration item", id))?;
-    Ok(ConfigurationItem(ci))
+    Ok(ConfigurationItem::shared(ci))
+}
+
+impl ReadyFields for Relationship {
+    fn ready_field(&self, name: &str) -> Option<async_graphql::Value> {
+        match name {
+            "id" => Some(lean::scalar(ID(self.id.to_string()))),
+            "createdAt" => self.full.as_ref().map(|r| lean::scalar(r.created_at)),
+            _ => None,
+        }
+    }
 }
 
 /// A typed, directed link from a source CI to a target CI.
@@ -89,34 +134,36 @@ impl Relationship {
 
     /// The kind of relationship, which also says how impact travels along it.
     #[graphql(name = "type")]
-    async fn relationship_type(&self, ctx: &Context<'_>) -> Result<RelationshipType> {
+    async fn relationship_type(&self, ctx: &Context<'_>) -> Result<Lean<RelationshipType>> {
         if let Some(known) = &self.known_type {
-            return Ok(RelationshipType(known.clone()));
+            return Ok(Lean(RelationshipType(known.clone())));
         }
-        let catalog = loaders(ctx)?
-            .load_one(RelationshipTypes)
+        let found = relationship_types(ctx)
             .await?
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("type catalogue missing")))?;
-        let found = catalog
-            .get(self.type_id)
-            .cloned()
+            .shared(self.type_id)
             .ok_or_else(|| Error::not_found("relationship type", self.type_id))?;
-        Ok(RelationshipType(found))
+        Ok(Lean(RelationshipType(found)))
     }
 
     /// The CI the relationship starts from.
-    async fn source(&self, ctx: &Context<'_>) -> Result<ConfigurationItem> {
-        ci_by_id(ctx, self.source_id).await
+    async fn source(&self, ctx: &Context<'_>) -> Result<Lean<ConfigurationItem>> {
+        match &self.known_source {
+            Some((ci, columns)) => Ok(Lean(ConfigurationItem(ci.clone(), *columns))),
+            None => Ok(Lean(ci_by_id(ctx, self.source_id).await?)),
+        }
     }
 
     /// The CI the relationship points to.
-    async fn target(&self, ctx: &Context<'_>) -> Result<ConfigurationItem> {
-        ci_by_id(ctx, self.target_id).await
+    async fn target(&self, ctx: &Context<'_>) -> Result<Lean<ConfigurationItem>> {
+        match &self.known_target {
+            Some((ci, columns)) => Ok(Lean(ConfigurationItem(ci.clone(), *columns))),
+            None => Ok(Lean(ci_by_id(ctx, self.target_id).await?)),
+        }
     }
 
     /// Free attributes of the relationship (a port, a protocol...), as a JSON object.
     async fn attributes(&self, ctx: &Context<'_>) -> Result<Json<Value>> {
-        Ok(Json(self.model(ctx).await?.attributes))
+        Ok(Json(self.model(ctx).await?.attributes.clone()))
     }
 
     /// When the relationship was recorded.

@@ -11,6 +11,7 @@ use super::ci::{ConfigurationItem, Criticality, TextFilter};
 use super::context::{actor, db, limits, loaders, parse_id, parse_ids, patch};
 use super::customer::{AffectedCustomer, ServiceLevel, affected_customers, service_level_of};
 use super::incident::Incident;
+use super::lean::{self, Lean, ReadyFields};
 use super::loaders::{ChangesOfService, IncidentsOfService, MembersOf};
 use super::pagination::{self, TotalCount, connection, connection_type};
 use crate::domain::audit::EntityType;
@@ -37,6 +38,26 @@ connection_type!(
     "A page of services.",
     "A service in a page, with its cursor."
 );
+
+impl ReadyFields for Service {
+    fn ready_field(&self, name: &str) -> Option<async_graphql::Value> {
+        let service = &self.0;
+        Some(match name {
+            "id" => lean::scalar(ID(service.id.to_string())),
+            "name" => lean::text(&service.name),
+            "kind" => lean::enumeration(ServiceKind::from(service.kind)),
+            "description" => lean::optional_text(service.description.as_deref()),
+            "owner" => lean::optional_text(service.owner.as_deref()),
+            "criticality" => service.criticality.map_or(async_graphql::Value::Null, |c| {
+                lean::enumeration(Criticality::from(c))
+            }),
+            "version" => lean::scalar(service.version),
+            "createdAt" => lean::scalar(service.created_at),
+            "updatedAt" => lean::scalar(service.updated_at),
+            _ => return None,
+        })
+    }
+}
 
 /// A business or technical service, made of member CIs.
 #[Object]
@@ -89,12 +110,25 @@ impl Service {
     /// The CIs that make up the service, in the order they were added. For large services,
     /// page through `configurationItems(filter: { serviceId })` instead.
     #[graphql(complexity = "10 * child_complexity")]
-    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<ConfigurationItem>> {
-        let list = loaders(ctx)?.load_one(MembersOf(self.0.id)).await?;
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            default = 1000,
+            validator(minimum = 0, maximum = 10000),
+            desc = "At most this many."
+        )]
+        first: i32,
+    ) -> Result<Vec<Lean<ConfigurationItem>>> {
+        let key = MembersOf {
+            id: self.0.id,
+            args: u64::try_from(first).unwrap_or_default(),
+        };
+        let list = loaders(ctx)?.load_one(key).await?;
         Ok(list
             .unwrap_or_default()
             .into_iter()
-            .map(ConfigurationItem::new)
+            .map(|ci| Lean(ConfigurationItem::new(ci)))
             .collect())
     }
 
@@ -108,16 +142,15 @@ impl Service {
         #[graphql(desc = "Only open ones (not resolved or closed), or only the others.")]
         open: Option<bool>,
     ) -> Result<Vec<Incident>> {
-        let list = loaders(ctx)?
-            .load_one(IncidentsOfService(self.0.id))
-            .await?;
-        Ok(list
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|i| open.is_none_or(|open| incidents::is_open(i.state) == open))
-            .take(first as usize)
-            .map(Incident)
-            .collect())
+        let key = IncidentsOfService {
+            id: self.0.id,
+            args: incidents::Listing {
+                open,
+                first: u64::try_from(first).unwrap_or_default(),
+            },
+        };
+        let list = loaders(ctx)?.load_one(key).await?;
+        Ok(list.unwrap_or_default().into_iter().map(Incident).collect())
     }
 
     /// The changes whose assessed blast radius hits this service, newest first (at most
@@ -128,13 +161,12 @@ impl Service {
         ctx: &Context<'_>,
         #[graphql(default = 20, validator(minimum = 0, maximum = 500))] first: i32,
     ) -> Result<Vec<Change>> {
-        let list = loaders(ctx)?.load_one(ChangesOfService(self.0.id)).await?;
-        Ok(list
-            .unwrap_or_default()
-            .into_iter()
-            .take(first as usize)
-            .map(Change)
-            .collect())
+        let key = ChangesOfService {
+            id: self.0.id,
+            args: u64::try_from(first).unwrap_or_default(),
+        };
+        let list = loaders(ctx)?.load_one(key).await?;
+        Ok(list.unwrap_or_default().into_iter().map(Change).collect())
     }
 
     /// What the service promises: availability, response and resolution targets.

@@ -22,6 +22,7 @@ mod http;
 mod impact;
 mod incidents;
 mod n_plus_one;
+mod nested;
 mod pagination;
 mod records;
 mod relationships;

@@ -223,7 +223,7 @@ impl Store {
 
 fn run(store: &mut Store, batch: &[Report], at: DateTime<Utc>) -> Plan {
     let catalog = catalog();
-    let types = TypeCatalog::new(Vec::new());
+    let types = TypeCatalog::new(Vec::<entity::relationship_type::Model>::new());
     let rules = RuleSet::default();
     let batch = UpsertBatch {
         source: SOURCE.into(),
