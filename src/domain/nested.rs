@@ -26,11 +26,13 @@ pub const OWNER: &str = "owner_id";
 pub const OWNERS_PER_STATEMENT: usize = 500;
 
 /// How to read lists: `base` selects the rows of the given owners that belong in their
-/// lists (every column of the listed entity, and the owner as [`OWNER`]); `owner` is the
+/// lists (the listed record's columns, and the owner as [`OWNER`]); `record` is the JSON
+/// object of the record's columns (see [`json_rows::columns_object`]); `owner` is the
 /// owner's column; `order` the list's order; `first` the cap per owner; `join` the record
 /// read beside each row.
 pub struct Lists<'a> {
     pub base: &'a (dyn Fn(&[Uuid]) -> SelectStatement + Sync),
+    pub record: String,
     pub owner: Expr,
     pub order: Vec<(Expr, Order)>,
     pub first: Option<u64>,
@@ -56,19 +58,18 @@ struct OwnedRow<M, O> {
     o: Option<O>,
 }
 
-/// The lists of `owners`, as `lists` says: each owner's records of `M` in order, each with
+/// The lists of `owners`, as `lists` says: each owner's records `M` in order, each with
 /// the record `O` joined to it when `lists.join` is given.
 pub async fn read<M, O>(
     db: &impl ConnectionTrait,
     owners: &[Uuid],
     lists: &Lists<'_>,
-) -> Result<ListsByOwner<M::Model, O>>
+) -> Result<ListsByOwner<M, O>>
 where
-    M: EntityTrait,
-    M::Model: serde::de::DeserializeOwned,
+    M: serde::de::DeserializeOwned,
     O: serde::de::DeserializeOwned,
 {
-    let mut grouped: ListsByOwner<M::Model, O> = HashMap::new();
+    let mut grouped: ListsByOwner<M, O> = HashMap::new();
     for chunk in owners.chunks(OWNERS_PER_STATEMENT) {
         let over = match lists.first {
             Some(first) => over_the_cap(db, chunk, lists, first).await?,
@@ -136,10 +137,9 @@ async fn fetch<M, O>(
     db: &impl ConnectionTrait,
     select: &SelectStatement,
     lists: &Lists<'_>,
-) -> Result<Vec<OwnedRow<M::Model, O>>>
+) -> Result<Vec<OwnedRow<M, O>>>
 where
-    M: EntityTrait,
-    M::Model: serde::de::DeserializeOwned,
+    M: serde::de::DeserializeOwned,
     O: serde::de::DeserializeOwned,
 {
     let backend = db.get_database_backend();
@@ -154,7 +154,7 @@ where
                 "'w', {}",
                 json_rows::value(backend, OWNER, &ColumnType::Uuid)
             ),
-            format!("'m', {}", json_rows::entity_object::<M>(backend, "")),
+            format!("'m', {}", lists.record),
             format!("'o', {other}"),
         ],
     );
@@ -212,12 +212,13 @@ where
     };
     let lists = Lists {
         base: &base,
+        record: json_rows::entity_object::<R>(db.get_database_backend(), ""),
         owner: Expr::col((L::default(), owner)),
         order,
         first,
         join: None,
     };
-    Ok(read::<R, ()>(db, owners, &lists)
+    Ok(read::<R::Model, ()>(db, owners, &lists)
         .await?
         .into_iter()
         .map(|(owner, list)| (owner, list.into_iter().map(|(m, _)| m).collect()))

@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use entity::configuration_item;
+use sea_orm::Iterable;
 use entity::relationship::{self, Column, Entity};
 use entity::values::LifecycleStatus;
 use sea_orm::{
@@ -69,9 +70,39 @@ pub struct Listing {
     pub types: Option<Vec<i32>>,
     /// At most this many per CI, oldest first.
     pub first: u64,
+    /// Whether to read the relationships' attributes and times (the field's selection
+    /// shows them); without, those of the listed records are empty.
+    pub whole: bool,
     /// Read the CI at the other end too, with these columns (the field's selection asks
     /// for it).
     pub other_end: Option<super::ci::Columns>,
+}
+
+/// A relationship as a listing reads it: without its attributes and times unless the
+/// listing asks for them (they are then empty).
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Read {
+    id: Uuid,
+    source_id: Uuid,
+    target_id: Uuid,
+    type_id: i32,
+    #[serde(default)]
+    attributes: Json,
+    #[serde(default)]
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Read> for relationship::Model {
+    fn from(read: Read) -> Self {
+        relationship::Model {
+            id: read.id,
+            source_id: read.source_id,
+            target_id: read.target_id,
+            type_id: read.type_id,
+            attributes: read.attributes,
+            created_at: read.created_at,
+        }
+    }
 }
 
 /// A relationship, with the CI at its other end when the listing asked for it (with the
@@ -113,8 +144,18 @@ pub async fn listed(
         );
         super::nested::with_columns_of::<configuration_item::Entity>(select, "other_", &columns);
     };
+    let record_columns: Vec<Column> = if listing.whole {
+        Column::iter().collect()
+    } else {
+        vec![Column::Id, Column::SourceId, Column::TargetId, Column::TypeId]
+    };
     let lists = super::nested::Lists {
         base: &base,
+        record: super::json_rows::columns_object::<Entity>(
+            db.get_database_backend(),
+            "",
+            &record_columns,
+        ),
         owner: Expr::col((Entity, own)),
         order: vec![
             (Expr::col((Entity, Column::CreatedAt)), Order::Asc),
@@ -131,13 +172,13 @@ pub async fn listed(
         }),
     };
     Ok(
-        super::nested::read::<Entity, super::ci::Read>(db, ci_ids, &lists)
+        super::nested::read::<Read, super::ci::Read>(db, ci_ids, &lists)
             .await?
             .into_iter()
             .map(|(owner, list)| {
                 let list = list
                     .into_iter()
-                    .map(|(relationship, other)| (relationship, other.map(Into::into)))
+                    .map(|(relationship, other)| (relationship.into(), other.map(Into::into)))
                     .collect();
                 (owner, list)
             })

@@ -141,12 +141,15 @@ impl ConfigurationItem {
         };
         let other_columns = columns_for(ctx.look_ahead().field(other_end));
         let listing_columns = other_columns;
+        let selection = ctx.look_ahead();
         let listing = relationships::Listing {
             end,
+            whole: selection.field("attributes").exists() || selection.field("createdAt").exists(),
             types,
             first: u64::try_from(first).unwrap_or_default(),
             other_end: other_columns,
         };
+        let listing_whole = listing.whole;
         let list = loaders(ctx)?
             .load_one(RelationshipsOf {
                 id: self.0.id,
@@ -160,7 +163,7 @@ impl ConfigurationItem {
                 let other = other
                     .as_ref()
                     .map(|ci| (ci.clone(), listing_columns.unwrap_or(ci::Columns::All)));
-                Lean(Relationship::listed(relationship, other, end))
+                Lean(Relationship::listed(relationship, other, end, listing_whole))
             })
             .collect())
     }
@@ -187,6 +190,15 @@ impl ReadyFields for ConfigurationItem {
             "updatedAt" => lean::scalar(ci.updated_at),
             _ => return None,
         })
+    }
+
+    fn has_lean_field(&self, name: &str) -> bool {
+        name == "ciClass"
+    }
+
+    async fn lean_field(&self, ctx: &Context<'_>) -> async_graphql::ServerResult<async_graphql::Value> {
+        let class = super::catalog::class_by_id(ctx, self.0.class_id).await;
+        lean::object(ctx, class.map(Lean)).await
     }
 }
 

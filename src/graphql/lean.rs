@@ -21,13 +21,38 @@ use async_graphql::parser::types::{Field, Selection};
 use async_graphql::registry::Registry;
 use async_graphql::resolver_utils::{ContainerType, resolve_container};
 use async_graphql::{
-    ContextSelectionSet, Name, OutputType, Positioned, ServerError, ServerResult, Value,
+    Context, ContextSelectionSet, Name, OutputType, Positioned, ServerError, ServerResult, Value,
 };
 
-/// The fields of an object whose values need nothing but the object itself.
-pub trait ReadyFields {
+/// The fields of an object whose values need nothing but the object itself, and the
+/// object-valued fields it resolves leanly too.
+pub trait ReadyFields: Sync {
     /// The value of field `name` when it is ready (a plain field without arguments).
     fn ready_field(&self, name: &str) -> Option<Value>;
+
+    /// Whether field `name` (without arguments) is resolved by [`ReadyFields::lean_field`]:
+    /// the hot object-valued fields, whose derived resolver would drag the type's whole
+    /// resolver state along.
+    fn has_lean_field(&self, _name: &str) -> bool {
+        false
+    }
+
+    /// Resolves a field [`ReadyFields::has_lean_field`] names (see [`object`]).
+    fn lean_field(&self, ctx: &Context<'_>) -> impl Future<Output = ServerResult<Value>> + Send {
+        let pos = ctx.item.pos;
+        async move { Err(ServerError::new("no lean resolver for this field", Some(pos))) }
+    }
+}
+
+/// The answer of an object-valued field, as the derived resolvers give it: its error with
+/// the field's path, or the object resolved with the field's selection.
+pub async fn object<T: OutputType>(
+    ctx: &Context<'_>,
+    value: async_graphql::Result<T>,
+) -> ServerResult<Value> {
+    let value = value.map_err(|err| ctx.set_error_path(err.into_server_error(ctx.item.pos)))?;
+    let ctx_object = ctx.with_selection_set(&ctx.item.node.selection_set);
+    OutputType::resolve(&value, &ctx_object, ctx.item).await
 }
 
 /// `T`, resolved leanly. See the module documentation.
@@ -141,6 +166,13 @@ fn collect<'a, T: ContainerType + ReadyFields>(
                     continue;
                 }
                 let ctx = ctx.clone();
+                if field.node.arguments.is_empty() && root.has_lean_field(name) {
+                    fields.push(Pending::Later(Box::pin(async move {
+                        let ctx_field = ctx.with_field(field);
+                        Ok((key, root.lean_field(&ctx_field).await?))
+                    })));
+                    continue;
+                }
                 fields.push(Pending::Later(Box::pin(async move {
                     let ctx_field = ctx.with_field(field);
                     let value = root.resolve_field(&ctx_field).await?;
@@ -193,11 +225,12 @@ fn collect<'a, T: ContainerType + ReadyFields>(
 /// Adds a field's answer to the object; a key selected twice (`{ a { x } a { y } }`) gets
 /// both answers merged, object by object and list item by list item.
 fn merge(object: &mut IndexMap<Name, Value>, key: Name, value: Value) {
-    match object.get_mut(&key) {
-        None => {
-            object.insert(key, value);
+    use async_graphql::indexmap::map::Entry;
+    match object.entry(key) {
+        Entry::Vacant(entry) => {
+            entry.insert(value);
         }
-        Some(existing) => merge_values(existing, value),
+        Entry::Occupied(mut entry) => merge_values(entry.get_mut(), value),
     }
 }
 
@@ -220,6 +253,14 @@ fn merge_values(existing: &mut Value, value: Value) {
 impl<T: ReadyFields> ReadyFields for &T {
     fn ready_field(&self, name: &str) -> Option<Value> {
         (**self).ready_field(name)
+    }
+
+    fn has_lean_field(&self, name: &str) -> bool {
+        (**self).has_lean_field(name)
+    }
+
+    fn lean_field(&self, ctx: &Context<'_>) -> impl Future<Output = ServerResult<Value>> + Send {
+        (**self).lean_field(ctx)
     }
 }
 

@@ -49,11 +49,12 @@ impl Relationship {
     }
 
     /// A relationship listed under the CI at `end`, with the CI at its other end when it
-    /// was read with it.
+    /// was read with it; `whole` when its attributes and times were read too.
     pub fn listed(
         model: &Arc<relationship::Model>,
         other_end: Option<(Arc<configuration_item::Model>, ci::Columns)>,
         end: End,
+        whole: bool,
     ) -> Self {
         let (known_source, known_target) = match end {
             End::Source => (None, other_end),
@@ -64,7 +65,7 @@ impl Relationship {
             source_id: model.source_id,
             target_id: model.target_id,
             type_id: model.type_id,
-            full: Some(model.clone()),
+            full: whole.then(|| model.clone()),
             known_type: None,
             known_source,
             known_target,
@@ -82,6 +83,31 @@ impl Relationship {
             known_type,
             known_source: None,
             known_target: None,
+        }
+    }
+
+    /// Its type, from the request's catalogue.
+    async fn type_of(&self, ctx: &Context<'_>) -> Result<Lean<RelationshipType>> {
+        if let Some(known) = &self.known_type {
+            return Ok(Lean(RelationshipType(known.clone())));
+        }
+        let found = relationship_types(ctx)
+            .await?
+            .shared(self.type_id)
+            .ok_or_else(|| Error::not_found("relationship type", self.type_id))?;
+        Ok(Lean(RelationshipType(found)))
+    }
+
+    /// The CI at its other end from `end`: the target seen from the source, the source
+    /// seen from the target.
+    async fn end(&self, ctx: &Context<'_>, from: End) -> Result<Lean<ConfigurationItem>> {
+        let (known, id) = match from {
+            End::Source => (&self.known_target, self.target_id),
+            End::Target => (&self.known_source, self.source_id),
+        };
+        match known {
+            Some((ci, columns)) => Ok(Lean(ConfigurationItem(ci.clone(), *columns))),
+            None => Ok(Lean(ci_by_id(ctx, id).await?)),
         }
     }
 
@@ -122,6 +148,18 @@ impl ReadyFields for Relationship {
             _ => None,
         }
     }
+
+    fn has_lean_field(&self, name: &str) -> bool {
+        matches!(name, "type" | "source" | "target")
+    }
+
+    async fn lean_field(&self, ctx: &Context<'_>) -> async_graphql::ServerResult<async_graphql::Value> {
+        match ctx.item.node.name.node.as_str() {
+            "type" => lean::object(ctx, self.type_of(ctx).await).await,
+            "source" => lean::object(ctx, self.end(ctx, End::Target).await).await,
+            _ => lean::object(ctx, self.end(ctx, End::Source).await).await,
+        }
+    }
 }
 
 /// A typed, directed link from a source CI to a target CI.
@@ -135,30 +173,17 @@ impl Relationship {
     /// The kind of relationship, which also says how impact travels along it.
     #[graphql(name = "type")]
     async fn relationship_type(&self, ctx: &Context<'_>) -> Result<Lean<RelationshipType>> {
-        if let Some(known) = &self.known_type {
-            return Ok(Lean(RelationshipType(known.clone())));
-        }
-        let found = relationship_types(ctx)
-            .await?
-            .shared(self.type_id)
-            .ok_or_else(|| Error::not_found("relationship type", self.type_id))?;
-        Ok(Lean(RelationshipType(found)))
+        self.type_of(ctx).await
     }
 
     /// The CI the relationship starts from.
     async fn source(&self, ctx: &Context<'_>) -> Result<Lean<ConfigurationItem>> {
-        match &self.known_source {
-            Some((ci, columns)) => Ok(Lean(ConfigurationItem(ci.clone(), *columns))),
-            None => Ok(Lean(ci_by_id(ctx, self.source_id).await?)),
-        }
+        self.end(ctx, End::Target).await
     }
 
     /// The CI the relationship points to.
     async fn target(&self, ctx: &Context<'_>) -> Result<Lean<ConfigurationItem>> {
-        match &self.known_target {
-            Some((ci, columns)) => Ok(Lean(ConfigurationItem(ci.clone(), *columns))),
-            None => Ok(Lean(ci_by_id(ctx, self.target_id).await?)),
-        }
+        self.end(ctx, End::Source).await
     }
 
     /// Free attributes of the relationship (a port, a protocol...), as a JSON object.
