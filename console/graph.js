@@ -89,19 +89,29 @@ export class ImpactGraph {
   }
 
   // Selects a CI from outside (the table): highlights its path and brings it into view.
+  // A CI hidden in a group has its group expanded first, so it can be seen.
   select(ciId) {
     this.selected = ciId;
-    this.computeHighlight();
-    const node = this.nodeOfCi(ciId);
-    if (node) this.centreOn(node);
-    this.requestDraw();
+    const key = this.view ? this.view.keyOf.get(ciId) : null;
+    const show = () => {
+      this.computeHighlight();
+      const node = this.nodeOfCi(ciId);
+      if (node) this.centreOn(node);
+      this.requestDraw();
+    };
+    if (key && key.startsWith('g|')) {
+      this.expanded.add(key);
+      this.restart(false).then(show);
+    } else {
+      show();
+    }
   }
 
   restart(fit) {
-    if (!this.model) return;
+    if (!this.model) return Promise.resolve();
     this.cancel();
     this.controller = new AbortController();
-    this.relayout(this.controller.signal, fit).catch((err) => {
+    return this.relayout(this.controller.signal, fit).catch((err) => {
       if (err.name !== 'AbortError') console.error(err);
     });
   }

@@ -48,10 +48,41 @@ use sea_orm::{
 pub use crate::error::{Error, Result};
 
 tokio::task_local! {
-    /// Set by whoever runs domain calls under a deadline (the GraphQL layer): becomes true
-    /// when a commit starts, so that the caller never cancels work that may already be
-    /// stored and then reports it as not done.
-    pub static COMMIT_STARTED: std::sync::Arc<std::sync::atomic::AtomicBool>;
+    /// Set by whoever runs domain calls under a deadline (the GraphQL layer), so that the
+    /// caller never gives up on work that may already be stored and then reports it as not
+    /// done (see [`CommitGate`]).
+    pub static COMMIT_GATE: std::sync::Arc<CommitGate>;
+}
+
+/// Who wins between a write that is about to commit and a caller whose deadline passed:
+/// exactly one of them, decided once. A commit that starts is seen through; a caller that
+/// gives up first makes every later commit refuse.
+#[derive(Debug, Default)]
+pub struct CommitGate(std::sync::atomic::AtomicU8);
+
+const RUNNING: u8 = 0;
+const COMMITTING: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl CommitGate {
+    /// Called by a write before it commits: false when the caller has given up.
+    pub fn try_begin_commit(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        matches!(
+            self.0.compare_exchange(RUNNING, COMMITTING, SeqCst, SeqCst),
+            Ok(_) | Err(COMMITTING)
+        )
+    }
+
+    /// Called by a caller whose deadline passed: false when a commit has begun (it must
+    /// then wait for the write to end and report it).
+    pub fn try_abandon(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        matches!(
+            self.0.compare_exchange(RUNNING, ABANDONED, SeqCst, SeqCst),
+            Ok(_) | Err(ABANDONED)
+        )
+    }
 }
 
 /// The current time, truncated to microseconds: PostgreSQL keeps microseconds and SQLite

@@ -9,6 +9,27 @@ use std::sync::Arc;
 
 use sea_orm::{DbErr, SqlErr};
 
+/// The stable codes clients switch on (`extensions.code`): every code the API sends is one
+/// of these, so the HTTP layer and the GraphQL layer name them from here, never as text of
+/// their own.
+pub mod codes {
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const VALIDATION: &str = "VALIDATION";
+    pub const CONFLICT: &str = "CONFLICT";
+    pub const VERSION_MISMATCH: &str = "VERSION_MISMATCH";
+    pub const INVALID_TRANSITION: &str = "INVALID_TRANSITION";
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const LIMIT_EXCEEDED: &str = "LIMIT_EXCEEDED";
+    pub const AMBIGUOUS_IDENTITY: &str = "AMBIGUOUS_IDENTITY";
+    pub const BATCH_REJECTED: &str = "BATCH_REJECTED";
+    /// A document that does not parse.
+    pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+    /// A document that parses but does not fit the schema.
+    pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
 /// Result of a domain operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -65,18 +86,18 @@ impl Error {
     /// The stable machine-readable code of this error, sent as `extensions.code`.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::NotFound { .. } => "NOT_FOUND",
-            Error::Validation { .. } => "VALIDATION",
-            Error::Conflict(_) => "CONFLICT",
-            Error::VersionMismatch { .. } => "VERSION_MISMATCH",
-            Error::InvalidTransition(_) => "INVALID_TRANSITION",
-            Error::Unauthenticated(_) => "UNAUTHENTICATED",
-            Error::Forbidden(_) => "FORBIDDEN",
-            Error::LimitExceeded(_) => "LIMIT_EXCEEDED",
-            Error::AmbiguousIdentity(_) => "AMBIGUOUS_IDENTITY",
-            Error::BatchRejected(_) => "BATCH_REJECTED",
-            Error::ParseFailed(_) => "GRAPHQL_PARSE_FAILED",
-            Error::Internal(_) => "INTERNAL",
+            Error::NotFound { .. } => codes::NOT_FOUND,
+            Error::Validation { .. } => codes::VALIDATION,
+            Error::Conflict(_) => codes::CONFLICT,
+            Error::VersionMismatch { .. } => codes::VERSION_MISMATCH,
+            Error::InvalidTransition(_) => codes::INVALID_TRANSITION,
+            Error::Unauthenticated(_) => codes::UNAUTHENTICATED,
+            Error::Forbidden(_) => codes::FORBIDDEN,
+            Error::LimitExceeded(_) => codes::LIMIT_EXCEEDED,
+            Error::AmbiguousIdentity(_) => codes::AMBIGUOUS_IDENTITY,
+            Error::BatchRejected(_) => codes::BATCH_REJECTED,
+            Error::ParseFailed(_) => codes::GRAPHQL_PARSE_FAILED,
+            Error::Internal(_) => codes::INTERNAL,
         }
     }
 
@@ -171,20 +192,56 @@ pub fn is_lost_race(err: &DbErr) -> bool {
     let Some(database_error) = database_error else {
         return false;
     };
-    let Some(code) = database_error.code() else {
-        return false;
-    };
-    match code.as_ref() {
-        "40001" | "40P01" => true,
-        // SQLite reports its extended result code; the primary code is its low byte.
-        other => other
-            .parse::<i32>()
-            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
+    if let Some(postgres) = database_error.try_downcast_ref::<sea_orm::SqlxPostgresError>() {
+        return lost_race_on_postgres(postgres.code());
     }
+    if database_error
+        .try_downcast_ref::<sea_orm::SqlxSqliteError>()
+        .is_some()
+    {
+        return database_error
+            .code()
+            .is_some_and(|code| lost_race_on_sqlite(&code));
+    }
+    false
+}
+
+/// PostgreSQL: serialization failure or deadlock detected.
+fn lost_race_on_postgres(sqlstate: &str) -> bool {
+    matches!(sqlstate, "40001" | "40P01")
+}
+
+/// SQLite: busy or locked (its extended result code's low byte is the primary code).
+fn lost_race_on_sqlite(code: &str) -> bool {
+    code.parse::<i32>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 impl From<serde_json::Error> for Error {
     fn from(err: serde_json::Error) -> Self {
         Error::internal(err)
+    }
+}
+
+#[cfg(test)]
+mod race_tests {
+    use super::{lost_race_on_postgres, lost_race_on_sqlite};
+
+    #[test]
+    fn lost_races_are_told_by_each_engines_own_codes() {
+        assert!(lost_race_on_postgres("40001"));
+        assert!(lost_race_on_postgres("40P01"));
+        // Numeric SQLSTATEs are not SQLite result codes: insufficient privilege, bad
+        // character and division by zero are not races.
+        for code in ["42501", "22021", "22012", "23505", "5", "6"] {
+            assert!(!lost_race_on_postgres(code), "{code}");
+        }
+        assert!(lost_race_on_sqlite("5"));
+        assert!(lost_race_on_sqlite("6"));
+        assert!(lost_race_on_sqlite("517")); // SQLITE_BUSY_SNAPSHOT
+        assert!(lost_race_on_sqlite("262")); // SQLITE_LOCKED_SHAREDCACHE
+        for code in ["19", "2067", "1", "40001"] {
+            assert!(!lost_race_on_sqlite(code), "{code}");
+        }
     }
 }

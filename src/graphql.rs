@@ -29,10 +29,10 @@ mod tokens;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{EmptySubscription, MergedObject, Request, Response, Schema, SchemaBuilder};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use sea_orm::DatabaseConnection;
 
+use crate::domain::CommitGate;
 use crate::domain::audit::Actor;
 use crate::domain::auth::{Principal, TokenCache};
 use crate::domain::impact::GraphCache;
@@ -132,26 +132,33 @@ const INLINE_PARSE_BYTES: usize = 16 * 1024;
 /// fragments are expanded; then every root field against the caller's role. Only then does
 /// it execute, with loaders of its own. The whole runs within the request time limit, and
 /// the answer carries a bounded number of errors, none quoting the document.
+///
+/// Also returns what the request did, as a label for metrics (see
+/// [`access::metric_label`]).
 pub async fn execute(
     schema: &CmdbSchema,
     principal: Option<Principal>,
     request: Request,
-) -> Response {
+) -> (Response, String) {
     let limits = schema.data::<Limits>().cloned().unwrap_or_default();
     let deadline = tokio::time::Instant::now() + limits.request_timeout;
-    let mut response = match admit(schema, principal, request, &limits, deadline).await {
-        Ok(admitted) => run(schema, admitted, &limits, deadline).await,
-        Err(response) => response,
+    let (mut response, label) = match admit(schema, principal, request, &limits, deadline).await {
+        Ok(admitted) => {
+            let label = access::metric_label(admitted.inspection.as_ref());
+            (run(schema, admitted, &limits, deadline).await, label)
+        }
+        Err(response) => (response, "other".to_owned()),
     };
     error::add_codes(&mut response);
     error::bound_errors(&mut response, limits.max_response_errors);
-    response
+    (response, label)
 }
 
 /// A request that passed admission, with its document parsed.
 struct Admitted {
     request: Request,
     principal: Option<Principal>,
+    inspection: Option<access::Inspection>,
 }
 
 async fn admit(
@@ -193,17 +200,21 @@ async fn admit(
             Err(_) => return Err(refusal(timed_out(limits))),
         }
     };
-    if let Some(inspection) = inspection {
+    if let Some(inspection) = &inspection {
         access::authorize(
             principal.as_ref(),
             policy.allow_anonymous_read,
-            &inspection,
+            inspection,
             limits,
         )
         .map_err(refusal)?;
     }
     request.set_parsed_query(document);
-    Ok(Admitted { request, principal })
+    Ok(Admitted {
+        request,
+        principal,
+        inspection,
+    })
 }
 
 async fn run(
@@ -212,12 +223,15 @@ async fn run(
     limits: &Limits,
     deadline: tokio::time::Instant,
 ) -> Response {
-    let Admitted { request, principal } = admitted;
+    let Admitted {
+        request, principal, ..
+    } = admitted;
     let actor = principal
         .as_ref()
         .map(Principal::actor)
         .unwrap_or_else(|| Actor::named(""));
     let tasks = loaders::LoaderTasks::default();
+    let large = request.query.len() > INLINE_PARSE_BYTES;
     let mut request = request.data(actor);
     if let Some(principal) = principal {
         request = request.data(principal);
@@ -227,17 +241,39 @@ async fn run(
             .data(loaders::for_request(db.clone(), &tasks))
             .data(loaders::Catalogs::new(db.clone()));
     }
-    let commit_started = Arc::new(AtomicBool::new(false));
-    let execution = crate::domain::COMMIT_STARTED
-        .scope(commit_started.clone(), tasks.drive(schema.execute(request)));
-    let mut execution = std::pin::pin!(execution);
-    match tokio::time::timeout_at(deadline, &mut execution).await {
-        Ok(response) => response,
-        // Once a commit has started, the write may be stored: the request runs to its end,
-        // so that its answer tells the truth.
-        Err(_) if commit_started.load(Ordering::SeqCst) => execution.await,
-        // Dropping the execution drops its open transaction, which rolls back.
-        Err(_) => refusal(timed_out(limits)),
+    let gate = Arc::new(CommitGate::default());
+    let execution = {
+        let (schema, gate, limits) = (schema.clone(), gate.clone(), limits.clone());
+        async move {
+            let execution = crate::domain::COMMIT_GATE
+                .scope(gate.clone(), tasks.drive(schema.execute(request)));
+            let mut execution = std::pin::pin!(execution);
+            match tokio::time::timeout_at(deadline, &mut execution).await {
+                Ok(response) => response,
+                // Dropping the execution drops its open transaction, which rolls back.
+                Err(_) if gate.try_abandon() => refusal(timed_out(&limits)),
+                // A commit has started: the write may be stored, so the request runs to its
+                // end and its answer tells the truth.
+                Err(_) => execution.await,
+            }
+        }
+    };
+    if !large {
+        return execution.await;
+    }
+    // Validation runs synchronously inside `execute`: a large document is validated (and
+    // run) on the blocking pool, so that however long that takes, no worker thread of the
+    // runtime waits on it. The client hears back by the deadline; the execution itself stops
+    // there too (before anything is written, unless its commit had begun).
+    let runtime = tokio::runtime::Handle::current();
+    let mut running = tokio::task::spawn_blocking(move || runtime.block_on(execution));
+    match tokio::time::timeout_at(deadline, &mut running).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(join)) => refusal(Error::internal(join)),
+        Err(_) if gate.try_abandon() => refusal(timed_out(limits)),
+        Err(_) => running
+            .await
+            .unwrap_or_else(|join| refusal(Error::internal(join))),
     }
 }
 

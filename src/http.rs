@@ -132,10 +132,18 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// The operation name a request gives, or the name of the operation in its document.
+/// Longest operation name written to the log: clients choose it.
+const MAX_LOGGED_NAME: usize = 64;
+
+/// The operation name a request gives, or the name of the operation in its document, for
+/// the log (at most [`MAX_LOGGED_NAME`] characters, control characters dropped).
 fn operation_name(request: &async_graphql::Request) -> String {
     if let Some(name) = &request.operation_name {
-        return name.clone();
+        return name
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_LOGGED_NAME)
+            .collect();
     }
     // Only the start of the document can name its operation; a hostile document must not
     // make this look at all of it.
@@ -280,11 +288,12 @@ async fn read_request(
 
 /// The HTTP status of a request refused as a whole with `code`.
 fn status_of(code: &str) -> StatusCode {
+    use crate::error::codes;
     match code {
-        "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
-        "FORBIDDEN" => StatusCode::FORBIDDEN,
-        "INTERNAL" => StatusCode::SERVICE_UNAVAILABLE,
-        "GRAPHQL_PARSE_FAILED" => StatusCode::BAD_REQUEST,
+        codes::UNAUTHENTICATED => StatusCode::UNAUTHORIZED,
+        codes::FORBIDDEN => StatusCode::FORBIDDEN,
+        codes::INTERNAL => StatusCode::SERVICE_UNAVAILABLE,
+        codes::GRAPHQL_PARSE_FAILED => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     }
 }
@@ -322,7 +331,7 @@ async fn graphql_endpoint(
         .unwrap_or_else(|| "anonymous".into());
     let span = tracing::info_span!("graphql", operation = %operation, actor = %caller);
     let started = Instant::now();
-    let response = graphql::execute(&state.schema, principal, request)
+    let (response, label) = graphql::execute(&state.schema, principal, request)
         .instrument(span.clone())
         .await;
     let codes: Vec<String> = response
@@ -341,7 +350,7 @@ async fn graphql_endpoint(
             "graphql operation"
         )
     });
-    state.metrics.operation(&operation, elapsed, &codes);
+    state.metrics.operation(&label, elapsed, &codes);
     let status = match codes.first() {
         Some(code) if response.data == async_graphql::Value::Null => status_of(code),
         _ => StatusCode::OK,

@@ -2,11 +2,9 @@
 //! name and outcome with their latency, errors by code, the database pool, and discovery
 //! throughput.
 //!
-//! Operation names come from clients, so only names that look like identifiers are kept as
-//! labels, and at most [`MAX_OPERATION_NAMES`] distinct ones; the rest count as `other`.
-
-use std::collections::HashSet;
-use std::sync::Mutex;
+//! Operations are labelled with what they did (the operation type and first root field,
+//! from the schema: see `graphql::access::metric_label`), never with names clients choose,
+//! so the label set is small and fixed; anything else counts as `other`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -15,9 +13,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-/// Most distinct operation names kept as label values.
-pub const MAX_OPERATION_NAMES: usize = 200;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabels {
@@ -60,7 +55,6 @@ pub struct Metrics {
     discovery: Family<DiscoveryLabels, Counter>,
     discovery_batches: Counter,
     pool: Family<PoolLabel, Gauge>,
-    names: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -124,23 +118,21 @@ impl Metrics {
             discovery,
             discovery_batches,
             pool,
-            names: Mutex::new(HashSet::new()),
         }
     }
 
+    /// The label as given when it looks like one the server makes (letters, `:`, `+`,
+    /// `_`), else `other`: a defence in depth, the labels come from the schema.
     fn label(&self, name: &str) -> String {
         let plain = !name.is_empty()
-            && name.len() <= 64
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !plain {
-            return "other".into();
-        }
-        match self.names.lock() {
-            Ok(mut names) if names.contains(name) || names.len() < MAX_OPERATION_NAMES => {
-                names.insert(name.to_owned());
-                name.to_owned()
-            }
-            _ => "other".into(),
+            && name.len() <= 80
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '+'));
+        if plain {
+            name.to_owned()
+        } else {
+            "other".into()
         }
     }
 

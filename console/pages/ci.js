@@ -109,7 +109,7 @@ export function render(root, ctx) {
     setTitle(ci.name);
     const historyBox = h('div', { 'data-test': 'ci-history' }, loading());
     const attrs = attributeRows(ci);
-    const impactHref = buildHash('/impact', { ci: ci.id });
+    const impactHref = buildHash('/impact', { ci: ci.id, run: 1 });
 
     root.replaceChildren(
       h('div', { class: 'page-head' },

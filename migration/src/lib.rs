@@ -13,6 +13,7 @@ mod m20261126_000004_discovery;
 mod m20261126_000005_api_tokens;
 mod m20261126_000006_service_management;
 mod m20261202_000007_record_integrity;
+mod m20261204_000008_records_keep_their_links;
 
 /// Every migration of the cmdb schema, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_api_tokens::Migration),
             Box::new(m20261126_000006_service_management::Migration),
             Box::new(m20261202_000007_record_integrity::Migration),
+            Box::new(m20261204_000008_records_keep_their_links::Migration),
         ]
     }
 }

@@ -272,6 +272,8 @@ pub(super) async fn write(
 /// Which events to list; every given criterion must hold.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
+    /// Kinds of record whose events the reader may not see (left out of every answer).
+    pub hidden: Vec<EntityType>,
     pub entity_type: Option<EntityType>,
     pub entity_id: Option<String>,
     pub actor: Option<String>,
@@ -284,6 +286,11 @@ pub struct AuditFilter {
 impl AuditFilter {
     fn condition(&self) -> Condition {
         let mut condition = Condition::all();
+        if !self.hidden.is_empty() {
+            condition = condition.add(
+                audit_event::Column::EntityType.is_not_in(self.hidden.iter().map(|t| t.as_str())),
+            );
+        }
         if let Some(entity_type) = self.entity_type {
             condition = condition.add(audit_event::Column::EntityType.eq(entity_type.as_str()));
         }

@@ -267,7 +267,16 @@ pub struct TokenCache {
     db: DatabaseConnection,
     clock: Clock,
     verified: Mutex<HashMap<String, (Principal, Duration)>>,
+    /// Tokens found unknown (or revoked), so that a flood of made-up tokens costs no
+    /// database lookup each. Safe to keep: a token is never created with a known hash.
+    unknown: Mutex<HashMap<String, Duration>>,
+    /// Grows with every forgetting: a lookup that started before a revocation must not put
+    /// its (by then stale) answer back in the cache.
+    generation: std::sync::atomic::AtomicU64,
 }
+
+/// Most entries each map of the token cache keeps; beyond, it starts afresh.
+const TOKEN_CACHE_ENTRIES: usize = 10_000;
 
 impl TokenCache {
     /// An empty cache over the tokens of `db`, whose entries expire by `clock`.
@@ -276,30 +285,51 @@ impl TokenCache {
             db,
             clock,
             verified: Mutex::new(HashMap::new()),
+            unknown: Mutex::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// The principal a token stands for, if it is known and not revoked.
     pub async fn principal(&self, token: &str) -> Result<Option<Principal>> {
+        use std::sync::atomic::Ordering;
         let key = hash(token);
+        let now = self.clock.elapsed();
+        let fresh = |at: &Duration| now.saturating_sub(*at) < TOKEN_CACHE_TTL;
         if let Ok(verified) = self.verified.lock()
             && let Some((principal, at)) = verified.get(&key)
-            && self.clock.elapsed().saturating_sub(*at) < TOKEN_CACHE_TTL
+            && fresh(at)
         {
             return Ok(Some(principal.clone()));
         }
+        if let Ok(unknown) = self.unknown.lock()
+            && unknown.get(&key).is_some_and(fresh)
+        {
+            return Ok(None);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
         let principal = authenticate(&self.db, token).await?;
-        if let Ok(mut verified) = self.verified.lock() {
-            match &principal {
-                Some(principal) => {
-                    if verified.len() > 10_000 {
-                        verified.clear();
-                    }
-                    verified.insert(key, (principal.clone(), self.clock.elapsed()));
+        let (Ok(mut verified), Ok(mut unknown)) = (self.verified.lock(), self.unknown.lock())
+        else {
+            return Ok(principal);
+        };
+        // Forgotten meanwhile: answer, but keep nothing.
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return Ok(principal);
+        }
+        match &principal {
+            Some(principal) => {
+                if verified.len() >= TOKEN_CACHE_ENTRIES {
+                    verified.clear();
                 }
-                None => {
-                    verified.remove(&key);
+                verified.insert(key, (principal.clone(), now));
+            }
+            None => {
+                verified.remove(&key);
+                if unknown.len() >= TOKEN_CACHE_ENTRIES {
+                    unknown.clear();
                 }
+                unknown.insert(key, now);
             }
         }
         Ok(principal)
@@ -307,8 +337,19 @@ impl TokenCache {
 
     /// Forgets every verified token of that name (it was just revoked).
     pub fn forget(&self, name: &str) {
+        use std::sync::atomic::Ordering;
+        self.generation.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut verified) = self.verified.lock() {
             verified.retain(|_, (principal, _)| principal.name != name);
+        }
+    }
+
+    /// Forgets every verified token (tokens changed somewhere).
+    pub fn forget_all(&self) {
+        use std::sync::atomic::Ordering;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.clear();
         }
     }
 }

@@ -1150,6 +1150,15 @@ pub async fn assess(
     let uow = UnitOfWork::begin(db, actor).await?;
     let txn = uow.txn();
     let before = get_for_update(txn, id).await?;
+    // Decided again on the locked row: the change may have moved on since it was read.
+    if before.state != current.state {
+        return Err(Error::Conflict(format!(
+            "change {} moved from {} to {} while it was being assessed; try again",
+            before.number,
+            state_name(current.state),
+            state_name(before.state)
+        )));
+    }
     let ci_ids = ci_ids_of(txn, &[id]).await?.remove(&id).unwrap_or_default();
     let mut after = before.clone();
     let assessment = compute_assessment(txn, cache, limits, &after, &ci_ids).await?;

@@ -7,9 +7,9 @@
 use std::collections::{HashMap, HashSet};
 
 use entity::configuration_item;
-use sea_orm::Iterable;
 use entity::relationship::{self, Column, Entity};
 use entity::values::LifecycleStatus;
+use sea_orm::Iterable;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter, prelude::Json, sea_query::Condition,
@@ -147,7 +147,12 @@ pub async fn listed(
     let record_columns: Vec<Column> = if listing.whole {
         Column::iter().collect()
     } else {
-        vec![Column::Id, Column::SourceId, Column::TargetId, Column::TypeId]
+        vec![
+            Column::Id,
+            Column::SourceId,
+            Column::TargetId,
+            Column::TypeId,
+        ]
     };
     let lists = super::nested::Lists {
         base: &base,

@@ -137,11 +137,17 @@ impl UnitOfWork {
             .take()
             .unwrap_or_else(|| unreachable!("a unit of work is committed once"));
         // From here the transaction runs to its end: sealing locks the graph version row,
-        // which every writer needs, so it must not be abandoned half-way. (Ignored outside
-        // a watched task, such as the CLI: nothing cancels those.)
-        let _ = super::COMMIT_STARTED.try_with(|started| {
-            started.store(true, std::sync::atomic::Ordering::SeqCst);
-        });
+        // which every writer needs, so it must not be abandoned half-way. A caller that has
+        // already given up (its deadline passed) gets a refusal and nothing is written.
+        // (Outside a watched task, such as the CLI, nothing gives up.)
+        if let Ok(false) = super::COMMIT_GATE.try_with(|gate| gate.try_begin_commit()) {
+            drop(txn);
+            return Err(Error::LimitExceeded(
+                "the request ran past its time limit before committing; nothing was written \
+                 (limit `request_timeout`)"
+                    .into(),
+            ));
+        }
         let written = async {
             audit::write(&txn, &self.actor, &events).await?;
             graph_log::note(&txn, &events).await?;

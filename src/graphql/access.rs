@@ -1,6 +1,7 @@
 //! The one place where access is decided: every root field of every operation is checked
-//! here against the caller's role, before anything runs. A mutation missing from the tables
-//! below needs `admin` (a test keeps the tables complete).
+//! here against the caller's role, before anything runs. A root field missing from the
+//! tables below needs `admin`, whether it reads or writes (tests keep the tables complete):
+//! a new field is closed until someone decides who may use it.
 //!
 //! The same pass over the document counts aliases, which multiply work at no cost to the
 //! client.
@@ -17,6 +18,7 @@ use async_graphql::{
     Context, ContextSelectionSet, Name, ObjectType, OutputType, Positioned, ServerResult, Value,
 };
 
+use crate::domain::audit::EntityType;
 use crate::domain::auth::{Permission, Principal};
 use crate::error::Error;
 use crate::limits::Limits;
@@ -85,25 +87,94 @@ const MUTATIONS: [(Permission, &[&str]); 4] = [
     (Permission::Administer, ADMINISTER),
 ];
 
-/// Queries only an admin may run; every other query needs only `Read`.
+/// Queries (and subscriptions) any reader may run.
+pub const READ: &[&str] = &[
+    "configurationItem",
+    "configurationItems",
+    "relationship",
+    "relationships",
+    "service",
+    "services",
+    "ciClasses",
+    "ciClass",
+    "relationshipTypes",
+    "relationshipType",
+    "auditEvents",
+    "impactAnalysis",
+    "rootCauseCandidates",
+    "reconciliationRules",
+    "incident",
+    "incidentByNumber",
+    "incidents",
+    "priorityMatrix",
+    "change",
+    "changeByNumber",
+    "changes",
+    "changeCollisions",
+    "customer",
+    "customers",
+    "serviceReport",
+    "cmdbHealth",
+];
+
+/// Queries only an admin may run.
 pub const ADMIN_QUERIES: &[&str] = &["apiTokens"];
+
+/// The query tables with the permission each needs.
+const QUERIES: [(Permission, &[&str]); 2] = [
+    (Permission::Read, READ),
+    (Permission::Administer, ADMIN_QUERIES),
+];
 
 /// The permission a root field needs.
 pub fn permission(operation: OperationType, field: &str) -> Permission {
-    match operation {
-        OperationType::Query | OperationType::Subscription => {
-            if ADMIN_QUERIES.contains(&field) {
-                Permission::Administer
+    let tables: &[(Permission, &[&str])] = match operation {
+        OperationType::Query | OperationType::Subscription => &QUERIES,
+        OperationType::Mutation => &MUTATIONS,
+    };
+    tables
+        .iter()
+        .find(|(_, fields)| fields.contains(&field))
+        .map(|(permission, _)| *permission)
+        // Not listed: admins only, until someone decides otherwise.
+        .unwrap_or(Permission::Administer)
+}
+
+/// Whether `field` is a root field the tables list for `operation`: a name the schema
+/// has, not one a client made up.
+pub fn is_listed(operation: OperationType, field: &str) -> bool {
+    let tables: &[(Permission, &[&str])] = match operation {
+        OperationType::Query | OperationType::Subscription => &QUERIES,
+        OperationType::Mutation => &MUTATIONS,
+    };
+    field == "__schema"
+        || field == "__type"
+        || tables.iter().any(|(_, fields)| fields.contains(&field))
+}
+
+/// What a request did, for metrics: the operation type and its first root field, when the
+/// schema has it (`query:configurationItems`, with `+` when it selects more); `other`
+/// otherwise. The values come from the schema, so there are few of them whatever clients
+/// send.
+pub fn metric_label(inspection: Option<&Inspection>) -> String {
+    let Some(inspection) = inspection else {
+        return "other".into();
+    };
+    let operation = match inspection.operation {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    };
+    match inspection.root_fields.first() {
+        Some(field) if is_listed(inspection.operation, field) => {
+            let more = if inspection.root_fields.len() > 1 {
+                "+"
             } else {
-                Permission::Read
-            }
+                ""
+            };
+            format!("{operation}:{field}{more}")
         }
-        OperationType::Mutation => MUTATIONS
-            .iter()
-            .find(|(_, fields)| fields.contains(&field))
-            .map(|(permission, _)| *permission)
-            // Not listed: admins only, until someone decides otherwise.
-            .unwrap_or(Permission::Administer),
+        _ => "other".into(),
     }
 }
 
@@ -256,6 +327,15 @@ pub fn authorize(
     check_read(principal, allow_anonymous_read)
 }
 
+/// The kinds of record whose audit events the caller may not read: the API tokens' (names,
+/// roles, who made and revoked them) are for admins, as `apiTokens` is.
+pub fn hidden_audit_types(principal: Option<&Principal>) -> Vec<EntityType> {
+    match principal {
+        Some(principal) if principal.role.allows(Permission::Administer) => Vec::new(),
+        _ => vec![EntityType::ApiToken],
+    }
+}
+
 /// Whether requests without a token may read.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AccessPolicy {
@@ -375,25 +455,76 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn every_mutation_is_listed_in_exactly_one_table() {
+    /// The root fields of a root type of the schema.
+    async fn fields_of(root: &str) -> Vec<String> {
         let schema = crate::graphql::schema_builder().finish();
         let response = schema
-            .execute("{ __type(name: \"Mutation\") { fields { name } } }")
+            .execute(format!(
+                "{{ __type(name: \"{root}\") {{ fields {{ name }} }} }}"
+            ))
             .await
             .into_result()
             .expect("introspection answers");
         let json = response.data.into_json().expect("JSON");
-        let fields = json["__type"]["fields"].as_array().expect("fields").clone();
+        json["__type"]["fields"]
+            .as_array()
+            .map(|fields| {
+                fields
+                    .iter()
+                    .filter_map(|f| f["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn every_mutation_is_listed_in_exactly_one_table() {
+        let fields = fields_of("Mutation").await;
         assert!(!fields.is_empty());
-        for field in fields {
-            let name = field["name"].as_str().expect("a name");
-            let listed = MUTATIONS.iter().filter(|(_, t)| t.contains(&name)).count();
+        for name in fields {
+            let listed = MUTATIONS
+                .iter()
+                .filter(|(_, t)| t.contains(&name.as_str()))
+                .count();
             assert_eq!(
                 listed, 1,
                 "mutation `{name}` must be listed in exactly one table"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn every_query_is_listed_in_exactly_one_table_and_an_unlisted_one_needs_admin() {
+        let fields = fields_of("Query").await;
+        assert!(!fields.is_empty());
+        for name in &fields {
+            let listed = QUERIES
+                .iter()
+                .filter(|(_, t)| t.contains(&name.as_str()))
+                .count();
+            assert_eq!(
+                listed, 1,
+                "query `{name}` must be listed in exactly one table"
+            );
+        }
+        for (_, table) in QUERIES {
+            for name in table {
+                assert!(
+                    fields.iter().any(|f| f == name),
+                    "`{name}` is listed but is not a query"
+                );
+            }
+        }
+        assert_eq!(
+            permission(OperationType::Query, "somethingNew"),
+            Permission::Administer
+        );
+        let limits = Limits::default();
+        let unlisted = inspect("{ somethingNew }", None).expect("parses");
+        assert_eq!(
+            authorize(Some(&caller(Role::Editor)), false, &unlisted, &limits).map_err(|e| e.code()),
+            Err("FORBIDDEN")
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::ci::SortDirection;
 use super::context::db;
 use super::pagination::{self, TotalCount, connection, connection_type};
 use crate::domain::audit::{self, Action, AuditFilter, EntityType};
+use crate::domain::auth::Principal;
 use crate::domain::pagination::PageWindow;
 use crate::error::Error;
 
@@ -215,8 +216,20 @@ impl AuditQuery {
     ) -> Result<AuditEventConnection> {
         let window = pagination::window(ctx, first, after, last, before)?;
         let filter = filter.unwrap_or_default();
+        let hidden = super::access::hidden_audit_types(ctx.data_opt::<Principal>());
+        let entity_type: Option<EntityType> = filter.entity_type.map(Into::into);
+        if let Some(asked) = entity_type
+            && hidden.contains(&asked)
+        {
+            return Err(Error::Forbidden(format!(
+                "audit events of {} records are for admins",
+                asked.as_str()
+            ))
+            .into());
+        }
         let filter = AuditFilter {
-            entity_type: filter.entity_type.map(Into::into),
+            hidden,
+            entity_type,
             entity_id: filter.entity_id.map(|id| id.0),
             actor: filter.actor,
             source: filter.source,

@@ -163,7 +163,12 @@ impl ConfigurationItem {
                 let other = other
                     .as_ref()
                     .map(|ci| (ci.clone(), listing_columns.unwrap_or(ci::Columns::All)));
-                Lean(Relationship::listed(relationship, other, end, listing_whole))
+                Lean(Relationship::listed(
+                    relationship,
+                    other,
+                    end,
+                    listing_whole,
+                ))
             })
             .collect())
     }
@@ -196,7 +201,10 @@ impl ReadyFields for ConfigurationItem {
         name == "ciClass"
     }
 
-    async fn lean_field(&self, ctx: &Context<'_>) -> async_graphql::ServerResult<async_graphql::Value> {
+    async fn lean_field(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::Value> {
         let class = super::catalog::class_by_id(ctx, self.0.class_id).await;
         lean::object(ctx, class.map(Lean)).await
     }

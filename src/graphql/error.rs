@@ -4,6 +4,7 @@
 //! The crate is built with async-graphql's `custom-error-conversion` feature: a bare `?` on
 //! an arbitrary error does not compile, so no error reaches a client without a code.
 
+use crate::error::codes;
 use async_graphql::{ErrorExtensionValues, ServerError};
 
 use crate::error::Error;
@@ -36,10 +37,10 @@ impl From<Error> for async_graphql::Error {
     }
 }
 
-/// Code of a syntax error in the GraphQL document.
-pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
-/// Code of a document that does not fit the schema (unknown field, wrong argument type).
-pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+/// Code of a document that does not parse.
+pub const PARSE_FAILED: &str = codes::GRAPHQL_PARSE_FAILED;
+/// Code of a document that does not fit the schema.
+pub const VALIDATION_FAILED: &str = codes::GRAPHQL_VALIDATION_FAILED;
 
 fn with_code(mut error: ServerError, code: &str) -> ServerError {
     let has_code = error
@@ -81,7 +82,7 @@ pub fn add_codes(response: &mut async_graphql::Response) {
                     message: message.to_owned(),
                     ..error
                 },
-                "LIMIT_EXCEEDED",
+                codes::LIMIT_EXCEEDED,
             )
         } else if error.path.is_empty() {
             // Request-level: documents that do not parse are refused, with their code,
@@ -90,7 +91,7 @@ pub fn add_codes(response: &mut async_graphql::Response) {
         } else {
             // Errors without a code inside execution come from coercing argument values,
             // which our resolvers never see: they are bad input.
-            with_code(error, "VALIDATION")
+            with_code(error, codes::VALIDATION)
         };
         response.errors.push(error);
     }
@@ -123,7 +124,7 @@ pub fn bound_errors(response: &mut async_graphql::Response, max: usize) {
         summary
             .extensions
             .get_or_insert_with(Default::default)
-            .set("code", "LIMIT_EXCEEDED");
+            .set("code", codes::LIMIT_EXCEEDED);
         response.errors.push(summary);
     }
 }

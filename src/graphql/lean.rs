@@ -40,7 +40,12 @@ pub trait ReadyFields: Sync {
     /// Resolves a field [`ReadyFields::has_lean_field`] names (see [`object`]).
     fn lean_field(&self, ctx: &Context<'_>) -> impl Future<Output = ServerResult<Value>> + Send {
         let pos = ctx.item.pos;
-        async move { Err(ServerError::new("no lean resolver for this field", Some(pos))) }
+        async move {
+            Err(ServerError::new(
+                "no lean resolver for this field",
+                Some(pos),
+            ))
+        }
     }
 }
 

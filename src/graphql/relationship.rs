@@ -153,7 +153,10 @@ impl ReadyFields for Relationship {
         matches!(name, "type" | "source" | "target")
     }
 
-    async fn lean_field(&self, ctx: &Context<'_>) -> async_graphql::ServerResult<async_graphql::Value> {
+    async fn lean_field(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::Value> {
         match ctx.item.node.name.node.as_str() {
             "type" => lean::object(ctx, self.type_of(ctx).await).await,
             "source" => lean::object(ctx, self.end(ctx, End::Target).await).await,

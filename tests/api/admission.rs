@@ -202,3 +202,23 @@ async fn errors_are_few_and_never_quote_the_document() {
     assert!(!response.0.to_string().contains(secret), "{}", response.0);
     assert!(response.0.to_string().len() < 1_000);
 }
+
+#[tokio::test]
+async fn a_large_document_within_the_limits_is_answered_from_the_blocking_pool() {
+    let app = TestApp::spawn().await;
+    app.create_service("big-doc", &[]).await;
+    // Over the size parsed and validated inline, within every limit: comments pad it.
+    let padding = format!("# {}\n", "x".repeat(200)).repeat(150);
+    let query = format!("{padding}{{ services {{ totalCount nodes {{ name }} }} }}\n{padding}");
+    assert!(query.len() > 40_000);
+    let data = app.ok(&query, json!({})).await;
+    assert_eq!(data["services"]["totalCount"], json!(1));
+    // Mutations take the same path and are written once.
+    let mutation = format!(
+        "{padding}mutation {{ createService(input: {{ name: \"from-a-big-document\" }}) {{ name }} }}"
+    );
+    let data = app.ok(&mutation, json!({})).await;
+    assert_eq!(data["createService"]["name"], json!("from-a-big-document"));
+    let data = app.ok("{ services { totalCount } }", json!({})).await;
+    assert_eq!(data["services"]["totalCount"], json!(2));
+}

@@ -181,3 +181,61 @@ async fn a_write_that_fails_half_way_leaves_no_transaction_open() {
         .await;
     assert_eq!(next.data()["updateConfigurationItem"]["version"], json!(2));
 }
+
+#[tokio::test]
+async fn concurrent_membership_changes_and_service_levels_of_one_service_all_apply() {
+    let app = TestApp::spawn().await;
+    let mut cis = Vec::new();
+    for i in 0..WRITERS * WRITES_EACH {
+        cis.push(
+            app.create_ci("server", &format!("member-{i:03}"), json!({}))
+                .await,
+        );
+    }
+    let service = app.create_service("contended-members", &[]).await;
+    race(&app, |writer, n| {
+        (
+            "mutation($id: ID!, $ci: ID!) { addServiceMembers(serviceId: $id, ciIds: [$ci]) { version } }"
+                .into(),
+            json!({ "id": service, "ci": cis[writer * WRITES_EACH + n] }),
+        )
+    })
+    .await;
+    let data = app
+        .ok(
+            "query($id: ID!) { service(id: $id) { version members(first: 1000) { id } } }",
+            json!({ "id": service }),
+        )
+        .await;
+    assert_eq!(
+        data["service"]["members"].as_array().map(Vec::len),
+        Some(WRITERS * WRITES_EACH),
+        "no member was lost"
+    );
+    assert_eq!(data["service"]["version"], json!(1 + WRITERS * WRITES_EACH));
+
+    race(&app, |writer, n| {
+        (
+            "mutation($id: ID!, $target: Float) { setServiceLevel(serviceId: $id, input: { availabilityTarget: $target }) { availabilityTarget } }".into(),
+            json!({ "id": service, "target": 90.0 + (writer * WRITES_EACH + n) as f64 / 100.0 }),
+        )
+    })
+    .await;
+    let trail = app
+        .ok(
+            "query($id: ID!) { auditEvents(filter: { entityId: $id }, first: 500) { nodes { entityType action } } }",
+            json!({ "id": service }),
+        )
+        .await;
+    let level_events = trail["auditEvents"]["nodes"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["entityType"] == json!("SERVICE_LEVEL"))
+        .count();
+    assert_eq!(
+        level_events,
+        WRITERS * WRITES_EACH,
+        "every setting audited once"
+    );
+}

@@ -111,12 +111,29 @@ async fn a_viewer_cannot_mint_a_token_through_a_chain_of_fragment_spreads() {
 async fn a_viewer_cannot_read_tokens_however_the_query_is_wrapped() {
     let app = TestApp::spawn().await;
     let viewer = app.token("viewer", Role::Viewer).await;
-    for depth in [17, 40, 60] {
+    let mut deepest_forbidden = 0;
+    for depth in [17, 40, 59, 60, 61, 62, 64, 100, 1_000] {
         let document = nested_inline("query", "Query", depth, "apiTokens { name }");
-        assert_eq!(refused(&app, Some(&viewer), &document).await, "FORBIDDEN");
+        let code = refused(&app, Some(&viewer), &document).await;
+        assert!(
+            ["FORBIDDEN", "LIMIT_EXCEEDED", "GRAPHQL_PARSE_FAILED"].contains(&code.as_str()),
+            "depth {depth}: {code}"
+        );
+        if code == "FORBIDDEN" {
+            deepest_forbidden = depth;
+        }
         let document = spread_chain("query", "Query", depth, "apiTokens { name }");
-        assert_eq!(refused(&app, Some(&viewer), &document).await, "FORBIDDEN");
+        assert_eq!(
+            refused(&app, Some(&viewer), &document).await,
+            "FORBIDDEN",
+            "chain of {depth}"
+        );
     }
+    // Every depth the server was willing to parse was decided on, not skipped.
+    assert!(
+        deepest_forbidden >= 59,
+        "deepest decided: {deepest_forbidden}"
+    );
     // Mixing an allowed field with a forbidden one refuses the whole document.
     let document = nested_inline(
         "query",
@@ -237,6 +254,70 @@ async fn metrics_can_require_a_token_and_keep_client_names_bounded() {
         .text()
         .await
         .expect("text");
-    assert!(text.contains("operation=\"Known\""), "{text}");
+    // Labels say what ran, from the schema: never a name a client chose.
+    assert!(text.contains("operation=\"query:services\""), "{text}");
     assert!(!text.contains("Junk"), "{text}");
+    assert!(!text.contains("Known"), "{text}");
+    for i in 0..50 {
+        app.graphql_with(
+            Some(&viewer),
+            &format!("query Spam{i} {{ madeUp{i} {{ x }} }}"),
+            json!({}),
+        )
+        .await;
+    }
+    let text = app
+        .client
+        .get(&url)
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("an answer")
+        .text()
+        .await
+        .expect("text");
+    assert!(!text.contains("madeUp") && !text.contains("Spam"), "{text}");
+    assert!(text.contains("operation=\"other\""), "{text}");
+}
+
+#[tokio::test]
+async fn the_audit_trail_of_tokens_is_for_admins_only() {
+    let app = TestApp::spawn().await;
+    app.token("robot", Role::Discovery).await;
+    let viewer = app.token("reader", Role::Viewer).await;
+    let asked = app
+        .graphql_with(
+            Some(&viewer),
+            "{ auditEvents(filter: { entityType: API_TOKEN }) { nodes { entityId } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(asked.code(), "FORBIDDEN");
+    let all = app
+        .graphql_with(
+            Some(&viewer),
+            "{ auditEvents(first: 100) { totalCount nodes { entityType } } }",
+            json!({}),
+        )
+        .await;
+    let types: Vec<Value> = all.data()["auditEvents"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["entityType"].clone())
+        .collect();
+    assert!(!types.contains(&json!("API_TOKEN")), "{types:?}");
+    let admin = app
+        .ok(
+            "{ auditEvents(filter: { entityType: API_TOKEN }) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        admin["auditEvents"]["totalCount"]
+            .as_u64()
+            .unwrap_or_default()
+            >= 2,
+        "{admin}"
+    );
 }

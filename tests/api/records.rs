@@ -19,6 +19,55 @@ async fn affected_ci_names(app: &TestApp, query: &str, id: &str) -> Vec<String> 
 }
 
 #[tokio::test]
+async fn the_database_itself_keeps_the_cis_and_services_records_name() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn().await;
+    let ci = app.create_ci("application", "ledger", json!({})).await;
+    let service = app.create_service("Ledger", &[&ci]).await;
+    IncidentBuilder::new("ledger slow")
+        .on(&[&ci])
+        .with(
+            "services",
+            json!([{ "serviceId": service, "state": "DEGRADED" }]),
+        )
+        .create(&app)
+        .await;
+    // Past the application's own refusal: the database refuses too, and keeps the links.
+    let backend = app.db.get_database_backend();
+    for (table, id) in [("configuration_item", &ci), ("service", &service)] {
+        let parameter = match backend {
+            sea_orm::DbBackend::Postgres => "$1",
+            _ => "?",
+        };
+        let delete = sea_orm::Statement::from_sql_and_values(
+            backend,
+            format!("DELETE FROM {table} WHERE id = {parameter}"),
+            [uuid::Uuid::parse_str(id).expect("a uuid").into()],
+        );
+        assert!(
+            app.db.execute_raw(delete).await.is_err(),
+            "deleting the {table} an incident names must fail"
+        );
+    }
+    let data = app
+        .ok(
+            "query($id: ID!) { configurationItem(id: $id) { incidents { affectedCis { name } affectedServices { service { name } } } } }",
+            json!({ "id": ci }),
+        )
+        .await;
+    let incident = &data["configurationItem"]["incidents"][0];
+    assert_eq!(incident["affectedCis"], json!([{ "name": "ledger" }]));
+    assert!(
+        incident["affectedServices"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .any(|s| s["service"]["name"] == json!("Ledger")),
+        "{incident}"
+    );
+}
+
+#[tokio::test]
 async fn a_ci_named_by_incidents_and_changes_cannot_be_deleted_but_can_be_retired() {
     let app = TestApp::spawn().await;
     let ci = app.create_ci("application", "billing", json!({})).await;

@@ -473,7 +473,9 @@ async fn metrics_count_operations_errors_and_discovery() {
         .await
         .expect("text");
     assert!(
-        text.contains(r#"cmdb_graphql_operations_total{operation="ListAll",outcome="ok"} 1"#),
+        text.contains(
+            r#"cmdb_graphql_operations_total{operation="query:services",outcome="ok"} 1"#
+        ),
         "{text}"
     );
     assert!(

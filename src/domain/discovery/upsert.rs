@@ -80,7 +80,18 @@ pub async fn upsert_with_sink(
             }
             Ok(Applied::Write(report)) => {
                 let committing = std::time::Instant::now();
-                uow.commit().await?;
+                match uow.commit().await {
+                    // A race lost at commit (PostgreSQL checks some constraints then) is
+                    // replayed like one lost before.
+                    Err(err) if attempt < 6 && is_retryable(&err) => {
+                        tracing::debug!(attempt, error = %err, "discovery batch replayed");
+                        tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                        continue;
+                    }
+                    other => {
+                        other?;
+                    }
+                }
                 tracing::debug!(
                     commit_ms = committing.elapsed().as_secs_f64() * 1000.0,
                     "discovery batch committed"
