@@ -365,7 +365,7 @@ async fn main() {
     if !common::measures("postgres") {
         return;
     }
-    let Some((admin, base)) = common::postgres().await else {
+    let Some((admin, server)) = common::postgres().await else {
         return;
     };
     let name = format!("cmdb_bench_impact_{}", Uuid::new_v4().simple());
@@ -373,7 +373,7 @@ async fn main() {
     run(
         Backend {
             name: "PostgreSQL",
-            config: DbConfig::new(format!("{base}/{name}")),
+            config: DbConfig::new(server.database(&name)),
         },
         size,
     )

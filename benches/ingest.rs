@@ -322,7 +322,7 @@ async fn main() {
     if !common::measures("postgres") {
         return;
     }
-    let Some((admin, base)) = common::postgres().await else {
+    let Some((admin, server)) = common::postgres().await else {
         return;
     };
     let suffix = Uuid::new_v4().simple().to_string();
@@ -335,8 +335,8 @@ async fn main() {
     }
     run(
         "PostgreSQL",
-        format!("{base}/{server_db}"),
-        DbConfig::new(format!("{base}/{raw_db}")),
+        server.database(&server_db),
+        DbConfig::new(server.database(&raw_db)),
         size,
     )
     .await;

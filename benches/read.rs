@@ -376,11 +376,11 @@ async fn main() {
     if !common::measures("postgres") {
         return;
     }
-    let Some((admin, base)) = common::postgres().await else {
+    let Some((admin, server)) = common::postgres().await else {
         return;
     };
     let name = format!("cmdb_bench_read_{}", Uuid::new_v4().simple());
     common::create_database(&admin, &name).await;
-    run("PostgreSQL", DbConfig::new(format!("{base}/{name}")), size).await;
+    run("PostgreSQL", DbConfig::new(server.database(&name)), size).await;
     common::drop_database(&admin, &name).await;
 }

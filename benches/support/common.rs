@@ -23,23 +23,40 @@ pub fn measures(engine: &str) -> bool {
 }
 
 /// The PostgreSQL server to measure (`CMDB_BENCH_POSTGRES_URL`, default the local one):
-/// a connection to it and the URL without its database name; `None` (said) when none
+/// a connection to it and how to name another database on it; `None` (said) when none
 /// answers.
-pub async fn postgres() -> Option<(DatabaseConnection, String)> {
+pub async fn postgres() -> Option<(DatabaseConnection, Server)> {
     let url = std::env::var("CMDB_BENCH_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     match sea_orm::Database::connect(url.as_str()).await {
         Ok(admin) => {
-            let base = url
+            let (path, query) = match url.split_once('?') {
+                Some((path, query)) => (path.to_owned(), format!("?{query}")),
+                None => (url.clone(), String::new()),
+            };
+            let base = path
                 .rsplit_once('/')
                 .map(|(base, _)| base.to_owned())
-                .unwrap_or(url.clone());
-            Some((admin, base))
+                .unwrap_or(path.clone());
+            Some((admin, Server { base, query }))
         }
         Err(err) => {
             println!("\nPostgreSQL not measured: {err}");
             None
         }
+    }
+}
+
+/// A PostgreSQL server's URL, without its database name.
+pub struct Server {
+    base: String,
+    query: String,
+}
+
+impl Server {
+    /// The URL of database `name` on the server.
+    pub fn database(&self, name: &str) -> String {
+        format!("{}/{name}{}", self.base, self.query)
     }
 }
 

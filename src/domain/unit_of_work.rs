@@ -149,10 +149,20 @@ impl UnitOfWork {
             ));
         }
         let written = async {
+            let started = std::time::Instant::now();
             audit::write(&txn, &self.actor, &events).await?;
+            let audited = started.elapsed();
             graph_log::note(&txn, &events).await?;
             graph_log::seal(&txn).await?;
+            let sealed = started.elapsed();
             txn.commit().await?;
+            tracing::debug!(
+                events = events.len(),
+                audit_ms = audited.as_secs_f64() * 1000.0,
+                graph_log_ms = (sealed - audited).as_secs_f64() * 1000.0,
+                commit_ms = (started.elapsed() - sealed).as_secs_f64() * 1000.0,
+                "unit of work committed"
+            );
             Ok::<(), Error>(())
         }
         .await;

@@ -31,15 +31,24 @@ pub struct Target<'a> {
 /// Writes the plan and records its events in the unit of work.
 pub async fn write(uow: &UnitOfWork, target: &Target<'_>, plan: Plan) -> Result<()> {
     let db = uow.txn();
+    let started = std::time::Instant::now();
+    let mut steps: Vec<(&str, f64)> = Vec::new();
+    let mut mark = |step: &'static str| {
+        steps.push((step, started.elapsed().as_secs_f64() * 1000.0));
+    };
     bulk::insert(
         db,
         Rows::of_models::<configuration_item::Entity>(&plan.created_cis),
         "",
     )
     .await?;
+    mark("created");
     update_cis(db, &plan).await?;
+    mark("updated");
     rekey(db, target.catalog, &plan).await?;
+    mark("identity keys");
     identifiers(db, target, &plan).await?;
+    mark("identifiers");
     bulk::insert(
         db,
         Rows::of_models::<relationship::Entity>(&plan.created_relationships),
@@ -57,7 +66,10 @@ pub async fn write(uow: &UnitOfWork, target: &Target<'_>, plan: Plan) -> Result<
         &bulk::upsert_tail(&["id"], &["attributes"], None),
     )
     .await?;
+    mark("relationships");
     sightings(db, target, &plan.sightings).await?;
+    mark("sightings");
+    tracing::debug!(?steps, "discovery plan written (ms since start)");
     uow.record_all(plan.events);
     Ok(())
 }
