@@ -17,6 +17,7 @@ pub mod audit;
 pub mod auth;
 pub mod bulk;
 pub mod change;
+pub mod changes;
 pub mod ci;
 pub mod ci_class;
 pub mod clock;

@@ -35,6 +35,7 @@ use sea_orm::DatabaseConnection;
 use crate::domain::CommitGate;
 use crate::domain::audit::Actor;
 use crate::domain::auth::{Principal, TokenCache};
+use crate::domain::changes::ChangeWatch;
 use crate::domain::impact::GraphCache;
 use crate::error::Error;
 use crate::limits::Limits;
@@ -99,6 +100,7 @@ pub fn build_schema(
     settings: Settings,
     metrics: Arc<Metrics>,
     tokens: Arc<TokenCache>,
+    watch: Arc<ChangeWatch>,
 ) -> CmdbSchema {
     schema_builder()
         .limit_depth(settings.limits.max_query_depth)
@@ -106,7 +108,8 @@ pub fn build_schema(
         .limit_directives(settings.limits.max_directives_per_location)
         .data(db)
         .data(settings.limits.clone())
-        .data(Arc::new(GraphCache::new()))
+        .data(Arc::new(GraphCache::watched(watch.clone())))
+        .data(Arc::new(loaders::SharedCatalogs::watched(watch)))
         .data(Arc::new(settings.discovery.clone()))
         .data(AccessPolicy {
             allow_anonymous_read: settings.allow_anonymous_read,
@@ -237,9 +240,13 @@ async fn run(
         request = request.data(principal);
     }
     if let Some(db) = schema.data::<DatabaseConnection>() {
+        let shared = schema
+            .data::<Arc<loaders::SharedCatalogs>>()
+            .cloned()
+            .unwrap_or_default();
         request = request
             .data(loaders::for_request(db.clone(), &tasks))
-            .data(loaders::Catalogs::new(db.clone()));
+            .data(loaders::Catalogs::new(db.clone(), shared));
     }
     let gate = Arc::new(CommitGate::default());
     let execution = {

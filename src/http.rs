@@ -23,6 +23,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
 use crate::domain::auth::{Principal, TokenCache};
+use crate::domain::changes::{self, ChangeWatch};
 use crate::error::Error;
 use crate::graphql::{self, CmdbSchema};
 use crate::limits::Limits;
@@ -36,6 +37,10 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub metrics: Arc<Metrics>,
     tokens: Arc<TokenCache>,
+    /// Tells the server's caches when the database changed; the listener keeping it told
+    /// stops with the last clone of the state.
+    watch: Arc<ChangeWatch>,
+    _listener: Option<Arc<changes::Listener>>,
     allow_anonymous_read: bool,
     metrics_require_token: bool,
     max_body_bytes: usize,
@@ -53,17 +58,34 @@ impl AppState {
         )
     }
 
-    /// The state of a server on `db` with `settings`.
+    /// The state of a server on `db` with `settings`. Within a Tokio runtime, it listens
+    /// for changes other writers make to the database (outside one, caches ask).
     pub fn with_settings(db: DatabaseConnection, settings: Settings) -> Self {
         let metrics = Arc::new(Metrics::new());
-        let tokens = Arc::new(TokenCache::new(db.clone(), settings.clock.clone()));
+        let watch = ChangeWatch::new();
+        let listener = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|_| Arc::new(changes::listen(&db, &watch)));
+        let tokens = Arc::new(TokenCache::watched(
+            db.clone(),
+            settings.clock.clone(),
+            watch.clone(),
+        ));
         AppState {
             allow_anonymous_read: settings.allow_anonymous_read,
             metrics_require_token: settings.metrics_require_token,
             max_body_bytes: settings.limits.max_body_bytes,
-            schema: graphql::build_schema(db.clone(), settings, metrics.clone(), tokens.clone()),
+            schema: graphql::build_schema(
+                db.clone(),
+                settings,
+                metrics.clone(),
+                tokens.clone(),
+                watch.clone(),
+            ),
             tokens,
             metrics,
+            watch,
+            _listener: listener,
             db,
         }
     }
@@ -331,7 +353,11 @@ async fn graphql_endpoint(
         .unwrap_or_else(|| "anonymous".into());
     let span = tracing::info_span!("graphql", operation = %operation, actor = %caller);
     let started = Instant::now();
-    let (response, label) = graphql::execute(&state.schema, principal, request)
+    let (response, label) = changes::WATCH
+        .scope(
+            state.watch.clone(),
+            graphql::execute(&state.schema, principal, request),
+        )
         .instrument(span.clone())
         .await;
     let codes: Vec<String> = response

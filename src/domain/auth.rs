@@ -266,14 +266,19 @@ pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 pub struct TokenCache {
     db: DatabaseConnection,
     clock: Clock,
-    verified: Mutex<HashMap<String, (Principal, Duration)>>,
+    /// Tells when tokens changed anywhere (a revocation then takes effect at once);
+    /// without one, or while it is not listening, entries last [`TOKEN_CACHE_TTL`].
+    watch: Option<std::sync::Arc<super::changes::ChangeWatch>>,
+    verified: Mutex<HashMap<String, (Principal, Duration, Mark)>>,
     /// Tokens found unknown (or revoked), so that a flood of made-up tokens costs no
     /// database lookup each. Safe to keep: a token is never created with a known hash.
-    unknown: Mutex<HashMap<String, Duration>>,
+    unknown: Mutex<HashMap<String, (Duration, Mark)>>,
     /// Grows with every forgetting: a lookup that started before a revocation must not put
     /// its (by then stale) answer back in the cache.
     generation: std::sync::atomic::AtomicU64,
 }
+
+use super::changes::{Mark, Topic};
 
 /// Most entries each map of the token cache keeps; beyond, it starts afresh.
 const TOKEN_CACHE_ENTRIES: usize = 10_000;
@@ -284,9 +289,32 @@ impl TokenCache {
         TokenCache {
             db,
             clock,
+            watch: None,
             verified: Mutex::new(HashMap::new()),
             unknown: Mutex::new(HashMap::new()),
             generation: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The same cache, told of token changes by `watch`.
+    pub fn watched(
+        db: DatabaseConnection,
+        clock: Clock,
+        watch: std::sync::Arc<super::changes::ChangeWatch>,
+    ) -> Self {
+        TokenCache {
+            watch: Some(watch),
+            ..Self::new(db, clock)
+        }
+    }
+
+    /// Whether an entry made at `at` with `mark` still holds: within its lifetime, and no
+    /// token changed since when the watch can tell.
+    fn holds(&self, now: Duration, at: Duration, mark: Mark) -> bool {
+        let within = now.saturating_sub(at) < TOKEN_CACHE_TTL;
+        match (&self.watch, mark) {
+            (Some(watch), Some(_)) => within && watch.unchanged_since(Topic::Tokens, mark),
+            _ => within,
         }
     }
 
@@ -295,18 +323,20 @@ impl TokenCache {
         use std::sync::atomic::Ordering;
         let key = hash(token);
         let now = self.clock.elapsed();
-        let fresh = |at: &Duration| now.saturating_sub(*at) < TOKEN_CACHE_TTL;
         if let Ok(verified) = self.verified.lock()
-            && let Some((principal, at)) = verified.get(&key)
-            && fresh(at)
+            && let Some((principal, at, mark)) = verified.get(&key)
+            && self.holds(now, *at, *mark)
         {
             return Ok(Some(principal.clone()));
         }
         if let Ok(unknown) = self.unknown.lock()
-            && unknown.get(&key).is_some_and(fresh)
+            && unknown
+                .get(&key)
+                .is_some_and(|(at, mark)| self.holds(now, *at, *mark))
         {
             return Ok(None);
         }
+        let mark = self.watch.as_ref().and_then(|w| w.mark(Topic::Tokens));
         let generation = self.generation.load(Ordering::SeqCst);
         let principal = authenticate(&self.db, token).await?;
         let (Ok(mut verified), Ok(mut unknown)) = (self.verified.lock(), self.unknown.lock())
@@ -322,14 +352,14 @@ impl TokenCache {
                 if verified.len() >= TOKEN_CACHE_ENTRIES {
                     verified.clear();
                 }
-                verified.insert(key, (principal.clone(), now));
+                verified.insert(key, (principal.clone(), now, mark));
             }
             None => {
                 verified.remove(&key);
                 if unknown.len() >= TOKEN_CACHE_ENTRIES {
                     unknown.clear();
                 }
-                unknown.insert(key, now);
+                unknown.insert(key, (now, mark));
             }
         }
         Ok(principal)
@@ -340,16 +370,7 @@ impl TokenCache {
         use std::sync::atomic::Ordering;
         self.generation.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut verified) = self.verified.lock() {
-            verified.retain(|_, (principal, _)| principal.name != name);
-        }
-    }
-
-    /// Forgets every verified token (tokens changed somewhere).
-    pub fn forget_all(&self) {
-        use std::sync::atomic::Ordering;
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        if let Ok(mut verified) = self.verified.lock() {
-            verified.clear();
+            verified.retain(|_, (principal, _, _)| principal.name != name);
         }
     }
 }

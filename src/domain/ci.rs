@@ -281,14 +281,15 @@ fn sort_key(order: CiOrder) -> SortKey<Column> {
 }
 
 /// One page of the CIs matching `filter`, in `order`.
+/// `catalog` resolves the class filter.
 pub async fn list(
     db: &impl ConnectionTrait,
+    catalog: &ClassCatalog,
     filter: &CiFilter,
     order: CiOrder,
     window: &PageWindow,
 ) -> Result<Page<configuration_item::Model>> {
-    let catalog = ClassCatalog::load(db).await?;
-    let select = Entity::find().filter(filter.condition(&catalog, backend(db))?);
+    let select = Entity::find().filter(filter.condition(catalog, backend(db))?);
     let field = order.field;
     fetch_page(db, select, &sort_key(order), window, move |ci| {
         let key = match field {
@@ -301,11 +302,14 @@ pub async fn list(
     .await
 }
 
-/// How many CIs match `filter`.
-pub async fn count(db: &impl ConnectionTrait, filter: &CiFilter) -> Result<u64> {
-    let catalog = ClassCatalog::load(db).await?;
+/// How many CIs match `filter` (`catalog` resolves the class filter).
+pub async fn count(
+    db: &impl ConnectionTrait,
+    catalog: &ClassCatalog,
+    filter: &CiFilter,
+) -> Result<u64> {
     Ok(Entity::find()
-        .filter(filter.condition(&catalog, backend(db))?)
+        .filter(filter.condition(catalog, backend(db))?)
         .count(db)
         .await?)
 }

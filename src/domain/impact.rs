@@ -23,6 +23,7 @@ use uuid::Uuid;
 use self::analysis::{Candidate, Direction, ImpactState, Options, Reached};
 use self::graph::{EdgeRecord, FastMap, FastSet, Graph, NodeFacts};
 use super::audit::EntityType;
+use super::changes::{ChangeWatch, Mark, Topic};
 use super::relationship_type::TypeCatalog;
 use super::{Error, Result, graph_log};
 use crate::limits::Limits;
@@ -30,11 +31,16 @@ use crate::limits::Limits;
 /// The attribute that makes a CI a redundancy group.
 pub const MIN_HEALTHY_ATTRIBUTE: &str = "min_healthy_members";
 
-/// The relationship graph of one server process, kept current with the change log.
+/// The relationship graph of one server process, kept current with the change log. With a
+/// change watch, a graph nothing has changed since is answered without asking the
+/// database (see [`super::changes`]).
 #[derive(Default)]
 pub struct GraphCache {
-    graph: RwLock<Option<Arc<Graph>>>,
+    graph: RwLock<Option<(Arc<Graph>, Mark)>>,
     refresh: tokio::sync::Mutex<()>,
+    watch: Option<Arc<ChangeWatch>>,
+    /// The relationship types the analyses follow, kept the same way.
+    types: RwLock<Option<(Arc<TypeCatalog>, Mark)>>,
 }
 
 type NodeRow = (Uuid, i32, LifecycleStatus, String, Option<String>);
@@ -225,25 +231,60 @@ async fn apply_changes(db: &impl ConnectionTrait, graph: &mut Graph, up_to: i64)
 }
 
 impl GraphCache {
-    /// An empty cache; the graph is read on first use.
+    /// An empty cache; the graph is read on first use, and its version checked on every
+    /// use.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn snapshot(&self) -> Option<Arc<Graph>> {
+    /// An empty cache that trusts `watch` to say when the graph may have changed.
+    pub fn watched(watch: Arc<ChangeWatch>) -> Self {
+        GraphCache {
+            watch: Some(watch),
+            ..Self::default()
+        }
+    }
+
+    /// The relationship type catalogue, read again only when the watch says it may have
+    /// changed (every time without a watch).
+    pub async fn types(&self, db: &impl ConnectionTrait) -> Result<Arc<TypeCatalog>> {
+        if let Some(watch) = &self.watch
+            && let Ok(kept) = self.types.read()
+            && let Some((types, mark)) = kept.as_ref()
+            && watch.unchanged_since(Topic::Catalog, *mark)
+        {
+            return Ok(types.clone());
+        }
+        let mark = self.watch.as_ref().and_then(|w| w.mark(Topic::Catalog));
+        let types = Arc::new(TypeCatalog::load(db).await?);
+        if let Ok(mut kept) = self.types.write() {
+            *kept = Some((types.clone(), mark));
+        }
+        Ok(types)
+    }
+
+    fn snapshot(&self) -> Option<(Arc<Graph>, Mark)> {
         self.graph.read().ok().and_then(|g| g.clone())
     }
 
     /// The graph as of the latest committed change.
     pub async fn current(&self, db: &impl ConnectionTrait) -> Result<Arc<Graph>> {
-        let (version, pruned_below) = graph_log::current(db).await?;
-        if let Some(graph) = self.snapshot()
-            && graph.version == version
+        if let (Some(watch), Some((graph, mark))) = (&self.watch, self.snapshot())
+            && watch.unchanged_since(Topic::Graph, mark)
         {
             return Ok(graph);
         }
+        // Marked before asking: a change committed meanwhile moves the generation past it.
+        let mark = self.watch.as_ref().and_then(|w| w.mark(Topic::Graph));
+        let (version, pruned_below) = graph_log::current(db).await?;
+        if let Some((graph, _)) = self.snapshot()
+            && graph.version == version
+        {
+            self.keep(graph.clone(), mark);
+            return Ok(graph);
+        }
         let _refreshing = self.refresh.lock().await;
-        let snapshot = self.snapshot();
+        let snapshot = self.snapshot().map(|(graph, _)| graph);
         let graph = match snapshot {
             Some(graph) if graph.version >= version => return Ok(graph),
             Some(graph) if graph.version >= pruned_below => {
@@ -264,10 +305,20 @@ impl GraphCache {
             }
         };
         let graph = Arc::new(graph);
-        if let Ok(mut slot) = self.graph.write() {
-            *slot = Some(graph.clone());
-        }
+        self.keep(graph.clone(), mark);
         Ok(graph)
+    }
+
+    /// Keeps `graph`, known current as of `mark`, unless a newer one is kept already.
+    fn keep(&self, graph: Arc<Graph>, mark: Mark) {
+        if let Ok(mut slot) = self.graph.write() {
+            let newer_kept = slot
+                .as_ref()
+                .is_some_and(|(kept, _)| kept.version > graph.version);
+            if !newer_kept {
+                *slot = Some((graph, mark));
+            }
+        }
     }
 }
 
@@ -392,7 +443,7 @@ pub async fn analyse(
             limits.max_impact_results
         )));
     }
-    let types = TypeCatalog::load(db).await?;
+    let types = cache.types(db).await?;
     let options = options(
         &types,
         request.direction,
@@ -460,7 +511,7 @@ pub async fn root_causes(
     max_depth: Option<u32>,
     limit: usize,
 ) -> Result<Vec<RootCause>> {
-    let types = TypeCatalog::load(db).await?;
+    let types = cache.types(db).await?;
     let options = options(&types, Direction::Upstream, max_depth, None, false, limits)?;
     let graph = cache.current(db).await?;
     check_known(&graph, failing, "ciIds")?;

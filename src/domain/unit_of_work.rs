@@ -8,7 +8,8 @@
 //!   kept bookkeeping and says so), so nothing is ever stored without its event;
 //! - the graph change log notes every graph entity that changed, and the transaction takes
 //!   the next graph version just before it commits (see [`super::graph_log`]);
-//! - whoever listens for changes hears of them after they are committed, never before;
+//! - whoever listens for changes hears of them after they are committed, never before:
+//!   this process at once, other instances through the database (see [`super::changes`]);
 //! - a unit of work dropped without commit (an error, a cancelled request) is rolled back
 //!   explicitly and at once, so no abandoned transaction keeps its locks.
 //!
@@ -21,7 +22,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 use super::audit::{self, Actor, Event};
-use super::{Error, Result, graph_log, now};
+use super::{Error, Result, changes, graph_log, now};
 use crate::db::begin_write;
 
 /// Hears of events once they are committed (live updates, webhooks).
@@ -148,12 +149,14 @@ impl UnitOfWork {
                     .into(),
             ));
         }
+        let topics = changes::topics_of(&events);
         let written = async {
             let started = std::time::Instant::now();
             audit::write(&txn, &self.actor, &events).await?;
             let audited = started.elapsed();
             graph_log::note(&txn, &events).await?;
             graph_log::seal(&txn).await?;
+            changes::announce(&txn, &topics).await?;
             let sealed = started.elapsed();
             txn.commit().await?;
             tracing::debug!(
@@ -167,6 +170,7 @@ impl UnitOfWork {
         }
         .await;
         written?;
+        changes::committed(&topics);
         if let Some(sink) = &self.sink {
             sink.committed(&self.actor, &events);
         }

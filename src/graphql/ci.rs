@@ -578,10 +578,11 @@ impl CiQuery {
         let window = pagination::window(ctx, first, after, last, before)?;
         let filter = filter.unwrap_or_default().into_domain()?;
         let order = order_by.map(Into::into).unwrap_or_default();
-        let page = ci::list(db(ctx)?, &filter, order, &window).await?;
+        let catalog = super::context::classes(ctx).await?;
+        let page = ci::list(db(ctx)?, &catalog, &filter, order, &window).await?;
         let total = TotalCount::new(move |db| {
-            let filter = filter.clone();
-            Box::pin(async move { ci::count(&db, &filter).await })
+            let (filter, catalog) = (filter.clone(), catalog.clone());
+            Box::pin(async move { ci::count(&db, &catalog, &filter).await })
         });
         Ok(connection(page, total, ConfigurationItem::new))
     }

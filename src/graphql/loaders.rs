@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+use crate::domain::changes::{ChangeWatch, Mark, Topic};
 use crate::domain::ci_class::ClassCatalog;
 use crate::domain::relationship_type::TypeCatalog;
 use crate::domain::{
@@ -143,19 +144,66 @@ pub fn for_request(db: DatabaseConnection, tasks: &LoaderTasks) -> Loaders {
     DataLoader::new(CmdbLoader { db }, move |task| tasks.spawn(task)).delay(Duration::ZERO)
 }
 
+/// The catalogues as the server last read them, kept while the change watch says no
+/// class or relationship type changed since (see `domain::changes`).
+#[derive(Default)]
+pub struct SharedCatalogs {
+    watch: Option<Arc<ChangeWatch>>,
+    classes: RwLock<Option<(Arc<ClassCatalog>, Mark)>>,
+    types: RwLock<Option<(Arc<TypeCatalog>, Mark)>>,
+}
+
+impl SharedCatalogs {
+    /// Catalogues kept while `watch` says they hold.
+    pub fn watched(watch: Arc<ChangeWatch>) -> Self {
+        SharedCatalogs {
+            watch: Some(watch),
+            ..Self::default()
+        }
+    }
+
+    /// What `slot` keeps, if it still holds; else reads it with `load` and keeps it.
+    async fn get<T, F, Fut>(
+        &self,
+        slot: &RwLock<Option<(Arc<T>, Mark)>>,
+        load: F,
+    ) -> Result<Arc<T>, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        if let Some(watch) = &self.watch
+            && let Ok(kept) = slot.read()
+            && let Some((value, mark)) = kept.as_ref()
+            && watch.unchanged_since(Topic::Catalog, *mark)
+        {
+            return Ok(value.clone());
+        }
+        let mark = self.watch.as_ref().and_then(|w| w.mark(Topic::Catalog));
+        let value = Arc::new(load().await?);
+        if let Ok(mut kept) = slot.write() {
+            *kept = Some((value.clone(), mark));
+        }
+        Ok(value)
+    }
+}
+
 /// The catalogues of one request: classes and relationship types are few and read whole,
-/// once per request, by whichever resolver asks first (the others wait for it).
+/// once per request at most (and not at all while the server's copy holds), by whichever
+/// resolver asks first (the others wait for it).
 pub struct Catalogs {
     db: DatabaseConnection,
+    shared: Arc<SharedCatalogs>,
     classes: OnceCell<Arc<ClassCatalog>>,
     types: OnceCell<Arc<TypeCatalog>>,
 }
 
 impl Catalogs {
-    /// Catalogues of `db`, read when first asked for.
-    pub fn new(db: DatabaseConnection) -> Self {
+    /// Catalogues of `db`, read when first asked for (or taken from `shared`).
+    pub fn new(db: DatabaseConnection, shared: Arc<SharedCatalogs>) -> Self {
         Catalogs {
             db,
+            shared,
             classes: OnceCell::new(),
             types: OnceCell::new(),
         }
@@ -164,7 +212,10 @@ impl Catalogs {
     /// The class catalogue.
     pub async fn classes(&self) -> Result<Arc<ClassCatalog>, Error> {
         self.classes
-            .get_or_try_init(|| async { Ok(Arc::new(ClassCatalog::load(&self.db).await?)) })
+            .get_or_try_init(|| {
+                self.shared
+                    .get(&self.shared.classes, || ClassCatalog::load(&self.db))
+            })
             .await
             .cloned()
     }
@@ -172,7 +223,10 @@ impl Catalogs {
     /// The relationship type catalogue.
     pub async fn types(&self) -> Result<Arc<TypeCatalog>, Error> {
         self.types
-            .get_or_try_init(|| async { Ok(Arc::new(TypeCatalog::load(&self.db).await?)) })
+            .get_or_try_init(|| {
+                self.shared
+                    .get(&self.shared.types, || TypeCatalog::load(&self.db))
+            })
             .await
             .cloned()
     }

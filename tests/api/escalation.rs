@@ -195,15 +195,10 @@ async fn a_revocation_reaches_another_instance_within_the_token_cache_lifetime()
         app.graphql_with(Some(&token), read, json!({})).await.code(),
         "UNAUTHENTICATED"
     );
-    // The other instance trusts its cached check until the cache lifetime has passed...
+    // The other instance may trust its cached check a little longer (until it hears of
+    // the revocation through the database, or its cache lifetime passes)...
     clock.advance(TOKEN_CACHE_TTL - Duration::from_millis(1));
-    assert!(
-        other
-            .graphql_with(Some(&token), read, json!({}))
-            .await
-            .errors()
-            .is_empty()
-    );
+    other.graphql_with(Some(&token), read, json!({})).await;
     // ...and not a moment longer.
     clock.advance(Duration::from_millis(1));
     assert_eq!(

@@ -10,6 +10,7 @@ mod helpers;
 mod access;
 mod admission;
 mod audit;
+mod caches;
 mod catalog;
 mod changes;
 mod concurrency;

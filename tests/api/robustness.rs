@@ -68,7 +68,10 @@ async fn aliases_timeouts_and_impact_size_are_limited_and_named() {
             name: Some(cmdb::domain::TextMatch::Equals(name.clone())),
             ..Default::default()
         };
-        let stored = cmdb::domain::ci::count(&slow.db, &filter)
+        let catalog = cmdb::domain::ci_class::ClassCatalog::load(&slow.db)
+            .await
+            .expect("the catalogue");
+        let stored = cmdb::domain::ci::count(&slow.db, &catalog, &filter)
             .await
             .expect("a count");
         if response.errors().is_empty() {

@@ -13,7 +13,6 @@ use uuid::Uuid;
 use super::analysis::{self, Direction, ImpactState, Reached};
 use super::graph::{FastSet, Graph};
 use super::{AffectedService, GraphCache, options};
-use crate::domain::relationship_type::TypeCatalog;
 use crate::domain::{Error, Result};
 use crate::limits::Limits;
 
@@ -83,7 +82,7 @@ impl BlastContext {
         limits: &Limits,
     ) -> Result<Self> {
         let graph = cache.current(db).await?;
-        let types = TypeCatalog::load(db).await?;
+        let types = cache.types(db).await?;
         let options = options(&types, Direction::Downstream, None, None, false, limits)?;
         Ok(BlastContext {
             graph,
