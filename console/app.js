@@ -31,19 +31,19 @@ const main = document.getElementById('main');
 function updateNav(route) {
   const loggedIn = Boolean(getToken());
   document.getElementById('nav-links').hidden = !loggedIn;
-  // The skip link moves focus without touching the hash (the hash is the route).
-document.getElementById('skip-link').addEventListener('click', (event) => {
-  event.preventDefault();
-  main.focus();
-});
-
-document.getElementById('logout').hidden = !loggedIn;
+  document.getElementById('logout').hidden = !loggedIn;
   document.getElementById('nav-login').hidden = loggedIn;
   for (const link of document.querySelectorAll('[data-nav]')) {
     if (route && link.dataset.nav === route.nav) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
 }
+
+// The skip link moves focus without touching the hash (the hash is the route).
+document.getElementById('skip-link').addEventListener('click', (event) => {
+  event.preventDefault();
+  main.focus();
+});
 
 // Every page but login needs a token; the page asked for is remembered (its hash only) so
 // the user lands there after logging in.

@@ -33,6 +33,13 @@ export function append(el, children) {
   return el;
 }
 
+// Replaces an element's children, skipping `null`/`false` as `h()` does (the DOM's own
+// `replaceChildren` would show them as the text "null").
+export function replace(el, ...children) {
+  el.replaceChildren();
+  return append(el, children);
+}
+
 // Dates as people read them, in the browser's locale and time zone; the full ISO value
 // stays available in the `datetime` attribute and the tooltip.
 export function time(iso) {

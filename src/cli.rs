@@ -332,7 +332,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         discovery: args.discovery.config(),
         allow_anonymous_read: args.allow_anonymous_read,
         metrics_require_token: args.metrics_require_token,
-        clock: Default::default(),
+        ..Settings::default()
     };
     let app = http::app(AppState::with_settings(db, settings), &options);
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -340,7 +340,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let address: SocketAddr = listener.local_addr()?;
     tracing::info!(
-        "listening on http://{address}/graphql (GraphiQL in a browser; POST for the API)"
+        "listening on http://{address}/ (the console; the API and GraphiQL at /graphql)"
     );
     axum::serve(listener, app)
         .with_graceful_shutdown(http::shutdown_signal())

@@ -27,6 +27,10 @@ pub mod codes {
     pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
     /// A document that parses but does not fit the schema.
     pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+    /// An operation sent with an HTTP method that may not carry it (a mutation over GET).
+    pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+    /// A persisted query's hash this server does not know: send the document with it once.
+    pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
     pub const INTERNAL: &str = "INTERNAL";
 }
 
@@ -77,6 +81,15 @@ pub enum Error {
     /// The GraphQL document (or the request carrying it) could not be read.
     #[error("{0}")]
     ParseFailed(String),
+    /// The operation may not be sent this way: a `GET` may carry only queries, because
+    /// links, prefetches and caches repeat `GET`s.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// A request named a persisted query by its hash alone and this server does not hold
+    /// it. The text is the one persisted-query clients look for before resending the
+    /// document.
+    #[error("PersistedQueryNotFound")]
+    PersistedQueryNotFound,
     /// Anything the client cannot fix. The cause is logged, never shown.
     #[error("internal error")]
     Internal(Arc<anyhow::Error>),
@@ -97,6 +110,8 @@ impl Error {
             Error::AmbiguousIdentity(_) => codes::AMBIGUOUS_IDENTITY,
             Error::BatchRejected(_) => codes::BATCH_REJECTED,
             Error::ParseFailed(_) => codes::GRAPHQL_PARSE_FAILED,
+            Error::MethodNotAllowed(_) => codes::METHOD_NOT_ALLOWED,
+            Error::PersistedQueryNotFound => codes::PERSISTED_QUERY_NOT_FOUND,
             Error::Internal(_) => codes::INTERNAL,
         }
     }

@@ -22,6 +22,7 @@ mod incident;
 mod lean;
 mod loaders;
 mod pagination;
+mod persisted;
 mod relationship;
 mod service;
 mod tokens;
@@ -44,6 +45,7 @@ use crate::settings::Settings;
 use access::{AccessPolicy, Guarded};
 
 pub use error::{PARSE_FAILED, VALIDATION_FAILED};
+pub use persisted::{PersistedQueries, sha256_hex};
 
 /// Everything that can be read.
 #[derive(MergedObject, Default)]
@@ -116,12 +118,25 @@ pub fn build_schema(
         })
         .data(metrics)
         .data(tokens)
+        .data(Arc::new(PersistedQueries::default()))
         .finish()
 }
 
-/// The schema in SDL, as checked in at `schema.graphql`.
+/// The schema in SDL, as checked in at `schema.graphql`. It declares every directive
+/// introspection lists: async-graphql leaves `@deprecated` out of its SDL while no field is
+/// deprecated, and a client comparing the file with the live schema would see them differ.
 pub fn sdl() -> String {
-    schema_builder().finish().sdl()
+    let sdl = schema_builder().finish().sdl();
+    if sdl.contains("directive @deprecated") {
+        return sdl;
+    }
+    const DEPRECATED: &str = "\"\"\"\nMarks an element of a GraphQL schema as no longer supported.\n\"\"\"\n\
+        directive @deprecated(reason: String = \"No longer supported\") on FIELD_DEFINITION | \
+        ARGUMENT_DEFINITION | INPUT_FIELD_DEFINITION | ENUM_VALUE\n";
+    match sdl.find("schema {") {
+        Some(at) => format!("{}{DEPRECATED}{}", &sdl[..at], &sdl[at..]),
+        None => format!("{sdl}{DEPRECATED}"),
+    }
 }
 
 /// Documents up to this size are parsed on the request's own task: they cannot take long.
@@ -136,16 +151,21 @@ const INLINE_PARSE_BYTES: usize = 16 * 1024;
 /// it execute, with loaders of its own. The whole runs within the request time limit, and
 /// the answer carries a bounded number of errors, none quoting the document.
 ///
+/// A `GET` may carry only a query (`transport`): links, prefetches and caches repeat
+/// `GET`s, so a write must never ride on one.
+///
 /// Also returns what the request did, as a label for metrics (see
 /// [`access::metric_label`]).
 pub async fn execute(
     schema: &CmdbSchema,
     principal: Option<Principal>,
     request: Request,
+    transport: Transport,
 ) -> (Response, String) {
     let limits = schema.data::<Limits>().cloned().unwrap_or_default();
     let deadline = tokio::time::Instant::now() + limits.request_timeout;
-    let (mut response, label) = match admit(schema, principal, request, &limits, deadline).await {
+    let admission = admit(schema, principal, request, transport, &limits, deadline).await;
+    let (mut response, label) = match admission {
         Ok(admitted) => {
             let label = access::metric_label(admitted.inspection.as_ref());
             (run(schema, admitted, &limits, deadline).await, label)
@@ -164,15 +184,30 @@ struct Admitted {
     inspection: Option<access::Inspection>,
 }
 
+/// How a request reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// An HTTP `POST`: any operation.
+    Post,
+    /// An HTTP `GET`: queries only.
+    Get,
+}
+
 async fn admit(
     schema: &CmdbSchema,
     principal: Option<Principal>,
     mut request: Request,
+    transport: Transport,
     limits: &Limits,
     deadline: tokio::time::Instant,
 ) -> Result<Admitted, Response> {
     let policy = schema.data::<AccessPolicy>().copied().unwrap_or_default();
     access::check_read(principal.as_ref(), policy.allow_anonymous_read).map_err(refusal)?;
+    let persisted = schema.data::<Arc<PersistedQueries>>();
+    let to_persist = match persisted {
+        Some(store) => store.resolve(&mut request).map_err(refusal)?,
+        None => None,
+    };
     admission::scan(&request.query, limits).map_err(refusal)?;
     if carries_nul(&request) {
         return Err(refusal(Error::Validation {
@@ -204,6 +239,11 @@ async fn admit(
         }
     };
     if let Some(inspection) = &inspection {
+        if transport == Transport::Get && inspection.operation != OperationType::Query {
+            return Err(refusal(Error::MethodNotAllowed(
+                "only queries may be sent with GET: send mutations with POST".into(),
+            )));
+        }
         access::authorize(
             principal.as_ref(),
             policy.allow_anonymous_read,
@@ -211,6 +251,9 @@ async fn admit(
             limits,
         )
         .map_err(refusal)?;
+    }
+    if let (Some(store), Some(hash)) = (persisted, to_persist) {
+        store.keep(hash, &request.query);
     }
     request.set_parsed_query(document);
     Ok(Admitted {

@@ -1,5 +1,7 @@
-//! The HTTP surface: `POST /graphql`, GraphiQL on `GET /graphql`, `GET /healthz`, CORS, a
-//! body size limit, one log span per GraphQL operation, and graceful shutdown.
+//! The HTTP surface: GraphQL over HTTP on `/graphql` (`POST`, and `GET` for queries), the
+//! web console on `/` and `/ui/...`, GraphiQL for a browser's `GET /graphql`, `GET /healthz`,
+//! `GET /metrics`, CORS, a body size limit, one log span per GraphQL operation, and
+//! graceful shutdown.
 //!
 //! This layer knows nothing of SQL: it hands requests to the GraphQL layer and asks the
 //! database layer only whether the database answers.
@@ -7,12 +9,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::GraphQLResponse;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use sea_orm::DatabaseConnection;
@@ -25,10 +25,13 @@ use tracing::Instrument;
 use crate::domain::auth::{Principal, TokenCache};
 use crate::domain::changes::{self, ChangeWatch};
 use crate::error::Error;
-use crate::graphql::{self, CmdbSchema};
+use crate::graphql::{self, CmdbSchema, Transport};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+use wire::Media;
+
+mod wire;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -63,9 +66,12 @@ impl AppState {
     pub fn with_settings(db: DatabaseConnection, settings: Settings) -> Self {
         let metrics = Arc::new(Metrics::new());
         let watch = ChangeWatch::new();
+        let poll_interval = settings
+            .change_poll_interval
+            .unwrap_or(changes::POLL_INTERVAL);
         let listener = tokio::runtime::Handle::try_current()
             .ok()
-            .map(|_| Arc::new(changes::listen(&db, &watch)));
+            .map(|_| Arc::new(changes::listen(&db, &watch, poll_interval)));
         let tokens = Arc::new(TokenCache::watched(
             db.clone(),
             settings.clock.clone(),
@@ -103,7 +109,11 @@ pub struct HttpOptions {
 /// The application: routes and middleware, the same in `main` and in tests.
 pub fn app(state: AppState, options: &HttpOptions) -> Router {
     let mut router = Router::new()
-        .route("/graphql", get(graphiql).post(graphql_endpoint))
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/", get(crate::console::page))
+        .route("/ui", get(crate::console::page))
+        .route("/ui/assets/{*path}", get(crate::console::file))
+        .route("/ui/{*page}", get(crate::console::page))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -131,10 +141,6 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
             .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
             .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
     )
-}
-
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
 /// `{"status":"ok"}` while the database answers, 503 otherwise.
@@ -204,11 +210,12 @@ async fn body_too_large_as_json(response: Response) -> Response {
 }
 
 fn body_too_large() -> Response {
-    let mut http = refuse(Error::LimitExceeded(
-        "the request body is too large (limit `max_body_bytes`)".into(),
-    ));
-    *http.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-    http
+    wire::with_status(
+        refuse(Error::LimitExceeded(
+            "the request body is too large (limit `max_body_bytes`)".into(),
+        )),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
 }
 
 /// The metrics in the Prometheus text format; with `--metrics-require-token`, only for
@@ -281,6 +288,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Pr
 async fn read_request(
     request: axum::extract::Request,
     max_body_bytes: usize,
+    media: Media,
 ) -> Result<async_graphql::Request, Response> {
     let is_json = request
         .headers()
@@ -289,63 +297,88 @@ async fn read_request(
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
-        let mut refused = refuse(Error::ParseFailed(
-            "a GraphQL request is a POST with `content-type: application/json`".into(),
+        let refused = wire::refusal(
+            Error::ParseFailed(
+                "a GraphQL request is a POST with `content-type: application/json`".into(),
+            ),
+            media,
+        );
+        return Err(wire::with_status(
+            refused,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ));
-        *refused.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-        return Err(refused);
     }
     let bytes = axum::body::to_bytes(request.into_body(), max_body_bytes)
         .await
         .map_err(|_| body_too_large())?;
-    serde_json::from_slice::<async_graphql::Request>(&bytes).map_err(|err| {
-        refuse(Error::ParseFailed(format!(
-            "the request is not a GraphQL request: the body is not JSON of the right shape \
-             (line {}, column {})",
-            err.line(),
-            err.column()
-        )))
-    })
-}
-
-/// The HTTP status of a request refused as a whole with `code`.
-fn status_of(code: &str) -> StatusCode {
-    use crate::error::codes;
-    match code {
-        codes::UNAUTHENTICATED => StatusCode::UNAUTHORIZED,
-        codes::FORBIDDEN => StatusCode::FORBIDDEN,
-        codes::INTERNAL => StatusCode::SERVICE_UNAVAILABLE,
-        codes::GRAPHQL_PARSE_FAILED => StatusCode::BAD_REQUEST,
-        _ => StatusCode::OK,
-    }
+    wire::from_body(&bytes).map_err(|err| wire::malformed(err, media))
 }
 
 /// A request refused before it reached GraphQL, in the shape of every other GraphQL error.
 fn refuse(err: Error) -> Response {
-    let status = status_of(err.code());
-    let mut http = GraphQLResponse::from(graphql::refusal(err)).into_response();
-    *http.status_mut() = status;
-    http
+    wire::refusal(err, Media::Json)
 }
 
-async fn graphql_endpoint(
-    State(state): State<AppState>,
-    request: axum::extract::Request,
-) -> Response {
+/// `POST /graphql`: any operation.
+async fn graphql_post(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let media = Media::negotiate(request.headers());
     // Authentication first: a request that will be refused costs no body read and no parse.
-    let principal = match authenticate(&state, request.headers()).await {
+    let principal = match admit_caller(&state, request.headers()).await {
         Ok(principal) => principal,
-        Err(err) => return refuse(err),
+        Err(err) => return wire::refusal(err, media),
     };
-    if principal.is_none() && !state.allow_anonymous_read {
-        return refuse(Error::Unauthenticated(
-            "this server needs an API token: send `Authorization: Bearer <token>`".into(),
-        ));
-    }
-    let request = match read_request(request, state.max_body_bytes).await {
+    let graphql_request = match read_request(request, state.max_body_bytes, media).await {
         Ok(request) => request,
         Err(response) => return response,
     };
+    run(&state, principal, graphql_request, Transport::Post, media).await
+}
+
+/// `GET /graphql`: with a query string, a GraphQL query (never a mutation); without one,
+/// GraphiQL for a browser.
+async fn graphql_get(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return crate::console::graphiql(&headers);
+    };
+    let media = Media::negotiate(&headers);
+    let principal = match admit_caller(&state, &headers).await {
+        Ok(principal) => principal,
+        Err(err) => return wire::refusal(err, media),
+    };
+    if query.len() > state.max_body_bytes {
+        return body_too_large();
+    }
+    match wire::from_query_string(&query) {
+        Ok(request) => run(&state, principal, request, Transport::Get, media).await,
+        Err(err) => wire::malformed(err, media),
+    }
+}
+
+/// Who the request's token stands for, refusing anonymous requests unless the server
+/// allows anonymous reads.
+async fn admit_caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, Error> {
+    let principal = authenticate(state, headers).await?;
+    if principal.is_none() && !state.allow_anonymous_read {
+        return Err(Error::Unauthenticated(
+            "this server needs an API token: send `Authorization: Bearer <token>`".into(),
+        ));
+    }
+    Ok(principal)
+}
+
+/// Runs a GraphQL request and answers it: one log span, metrics, and the status and media
+/// type GraphQL over HTTP asks for.
+async fn run(
+    state: &AppState,
+    principal: Option<Principal>,
+    request: async_graphql::Request,
+    transport: Transport,
+    media: Media,
+) -> Response {
     let operation = operation_name(&request);
     let caller = principal
         .as_ref()
@@ -356,7 +389,7 @@ async fn graphql_endpoint(
     let (response, label) = changes::WATCH
         .scope(
             state.watch.clone(),
-            graphql::execute(&state.schema, principal, request),
+            graphql::execute(&state.schema, principal, request, transport),
         )
         .instrument(span.clone())
         .await;
@@ -377,13 +410,7 @@ async fn graphql_endpoint(
         )
     });
     state.metrics.operation(&label, elapsed, &codes);
-    let status = match codes.first() {
-        Some(code) if response.data == async_graphql::Value::Null => status_of(code),
-        _ => StatusCode::OK,
-    };
-    let mut http = GraphQLResponse::from(response).into_response();
-    *http.status_mut() = status;
-    http
+    wire::encode(response, media)
 }
 
 /// Waits for SIGINT (Ctrl-C) or SIGTERM. The server then stops accepting connections and

@@ -4,6 +4,7 @@
 //! [`domain`] → the `entity` crate. See ARCHITECTURE.md for the map and the invariants.
 
 pub mod cli;
+pub mod console;
 pub mod db;
 pub mod domain;
 pub mod error;

@@ -15,4 +15,8 @@ pub struct Settings {
     pub metrics_require_token: bool,
     /// The clock of everything that expires (cached token checks); tests move it by hand.
     pub clock: Clock,
+    /// How often, on SQLite, the server looks for writes by other processes (`cmdb import`,
+    /// `cmdb token revoke`); `None`: every [`POLL_INTERVAL`](crate::domain::changes::POLL_INTERVAL).
+    /// Tests that count statements set it long, so that no look lands inside what they count.
+    pub change_poll_interval: Option<std::time::Duration>,
 }

@@ -7,6 +7,7 @@ import { buildHash, replaceHash } from '../router.js';
 import {
   h, badge, ciLink, empty, errorBox, fields, historyList, labelled, loading, pager, section,
   select, setTitle, table, time, words, announce,
+  replace,
 } from '../ui.js';
 
 export const PAGE_SIZE = 25;
@@ -78,7 +79,7 @@ function renderList(root, ctx) {
     replaceHash(buildHash('/changes', { ...state, ...cursor }));
     if (controller) controller.abort();
     controller = new AbortController();
-    results.replaceChildren(loading());
+    replace(results, loading());
     const vars = { filter: buildFilter(state) };
     if (cursor.before) Object.assign(vars, { last: PAGE_SIZE, before: cursor.before });
     else Object.assign(vars, { first: PAGE_SIZE, after: cursor.after });
@@ -86,7 +87,7 @@ function renderList(root, ctx) {
       const data = await gql(QUERIES.list, vars, { signal: controller.signal });
       const conn = data.changes;
       announce(`${conn.totalCount} changes`);
-      results.replaceChildren(
+      replace(results, 
         conn.nodes.length ? table([
           { label: 'Number', cell: (c) => h('a', { href: `#/changes/${encodeURIComponent(c.id)}`, 'data-test': 'change-link' }, c.number) },
           { label: 'Title', cell: (c) => c.title },
@@ -98,7 +99,7 @@ function renderList(root, ctx) {
         ], conn.nodes, { caption: 'Changes', rowAttrs: () => ({ 'data-test': 'change-row' }) }) : empty('No change matches.'),
         pager(conn, (page) => { cursor = { after: page.after, before: page.before }; run(); }, { label: 'changes', pageSize: PAGE_SIZE }));
     } catch (err) {
-      if (!isAbort(err)) results.replaceChildren(errorBox(err, { title: 'Could not list the changes' }));
+      if (!isAbort(err)) replace(results, errorBox(err, { title: 'Could not list the changes' }));
     }
   }
 
@@ -177,7 +178,7 @@ function renderDetail(root, id) {
   gql(QUERIES.detail, { id }, { signal: controller.signal }).then((data) => {
     const c = data.change;
     setTitle(c.number);
-    root.replaceChildren(
+    replace(root, 
       h('p', { class: 'crumbs' }, h('a', { href: '#/changes' }, 'Changes'), ' › ', c.number),
       h('div', { class: 'page-head' },
         h('div', {}, h('p', { class: 'eyebrow' }, `${c.number} · ${words(c.type)} change`), h('h1', { 'data-test': 'change-title' }, c.title)),
@@ -209,7 +210,7 @@ function renderDetail(root, id) {
         c.history.totalCount > c.history.nodes.length ? h('p', { class: 'muted small' }, `The ${c.history.nodes.length} latest events are shown.`) : null));
   }).catch((err) => {
     if (isAbort(err)) return;
-    root.replaceChildren(h('p', { class: 'crumbs' }, h('a', { href: '#/changes' }, 'Changes')), errorBox(err, { title: 'Could not load this change' }));
+    replace(root, h('p', { class: 'crumbs' }, h('a', { href: '#/changes' }, 'Changes')), errorBox(err, { title: 'Could not load this change' }));
   });
   return () => controller.abort();
 }

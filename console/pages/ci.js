@@ -7,6 +7,7 @@ import { buildHash } from '../router.js';
 import {
   h, badge, ciLink, empty, errorBox, fields, historyList, loading, pager, section, setTitle,
   table, time, valueCell, words,
+  replace,
 } from '../ui.js';
 
 export const HISTORY_PAGE = 10;
@@ -102,7 +103,7 @@ export function render(root, ctx) {
     .then((data) => show(data.configurationItem))
     .catch((err) => {
       if (isAbort(err)) return;
-      root.replaceChildren(h('h1', {}, 'Configuration item'), errorBox(err, { title: 'Could not load this CI' }));
+      replace(root, h('h1', {}, 'Configuration item'), errorBox(err, { title: 'Could not load this CI' }));
     });
 
   function show(ci) {
@@ -111,7 +112,7 @@ export function render(root, ctx) {
     const attrs = attributeRows(ci);
     const impactHref = buildHash('/impact', { ci: ci.id, run: 1 });
 
-    root.replaceChildren(
+    replace(root, 
       h('div', { class: 'page-head' },
         h('div', {},
           h('p', { class: 'eyebrow' }, ci.ciClass.label),
@@ -175,13 +176,13 @@ export function render(root, ctx) {
     gql(QUERIES.history, vars, { signal: controller.signal })
       .then((data) => {
         const conn = data.configurationItem.history;
-        box.replaceChildren(historyList(conn),
+        replace(box, historyList(conn),
           conn.totalCount > HISTORY_PAGE
             ? pager(conn, (page) => loadHistory(box, page), { label: 'events', pageSize: HISTORY_PAGE })
             : null);
       })
       .catch((err) => {
-        if (!isAbort(err)) box.replaceChildren(errorBox(err, { title: 'Could not load the history' }));
+        if (!isAbort(err)) replace(box, errorBox(err, { title: 'Could not load the history' }));
       });
   }
 

@@ -5,6 +5,7 @@ import { gql, isAbort } from '../api.js';
 import { buildHash, replaceHash } from '../router.js';
 import {
   h, badge, ciLink, empty, errorBox, labelled, loading, section, setTitle, table, time, announce,
+  replace,
 } from '../ui.js';
 
 export const QUERIES = {
@@ -43,7 +44,7 @@ export function render(root, ctx) {
     replaceHash(buildHash('/health', { hours: hours.value, limit: limit.value }));
     if (controller) controller.abort();
     controller = new AbortController();
-    results.replaceChildren(loading('Checking the CMDB…'));
+    replace(results, loading('Checking the CMDB…'));
     try {
       const data = await gql(QUERIES.health, {
         staleAfterHours: Number(hours.value) || 168,
@@ -51,14 +52,14 @@ export function render(root, ctx) {
       }, { signal: controller.signal });
       show(data.cmdbHealth);
     } catch (err) {
-      if (!isAbort(err)) results.replaceChildren(errorBox(err, { title: 'The health check failed' }));
+      if (!isAbort(err)) replace(results, errorBox(err, { title: 'The health check failed' }));
     }
   }
 
   function show(r) {
     announce(`Accuracy ${r.accuracyPercent.toFixed(1)} percent`);
     const tone = (count) => (count ? 'warn' : 'ok');
-    results.replaceChildren(
+    replace(results, 
       h('div', { class: 'stats' },
         h('div', { class: 'stat stat-wide', 'data-test': 'health-accuracy' },
           h('div', { class: 'stat-value' }, `${r.accuracyPercent.toFixed(1)} %`),

@@ -8,6 +8,7 @@ import { ImpactGraph } from '../graph.js';
 import {
   h, badge, ciHref, ciLink, debounce, empty, errorBox, labelled, loading, section, select,
   setTitle, table, announce, words,
+  replace,
 } from '../ui.js';
 
 export const DEFAULT_LIMIT = 2000;
@@ -100,7 +101,7 @@ export function render(root, ctx) {
   const results = h('div', { 'data-test': 'impact-results' });
 
   function renderChips() {
-    chips.replaceChildren(...[...picked.values()].map((ci) => h('li', { class: 'chip', 'data-test': 'impact-chip' },
+    replace(chips, ...[...picked.values()].map((ci) => h('li', { class: 'chip', 'data-test': 'impact-chip' },
       h('a', { href: ciHref(ci.id) }, ci.name),
       ci.ciClass ? h('span', { class: 'muted small' }, ` ${ci.ciClass.name}`) : null,
       h('button', {
@@ -140,7 +141,7 @@ export function render(root, ctx) {
     try {
       const data = await gql(QUERIES.pick, { name }, { signal: pickController.signal });
       options = data.configurationItems.nodes;
-      pickList.replaceChildren(...(options.length ? options.map((ci, i) => h('li', {
+      replace(pickList, ...(options.length ? options.map((ci, i) => h('li', {
         id: `pick-${i}`, role: 'option', 'aria-selected': 'false', 'data-test': 'impact-ci-option',
         onmousedown: (e) => { e.preventDefault(); choose(ci); },
       }, ci.name, h('span', { class: 'muted small' }, ` ${ci.ciClass.name} · ${words(ci.status)}`)))
@@ -149,7 +150,7 @@ export function render(root, ctx) {
       pickInput.setAttribute('aria-expanded', 'true');
       highlight(options.length ? 0 : -1);
     } catch (err) {
-      if (!isAbort(err)) formStatus.replaceChildren(errorBox(err, { title: 'The CI search failed' }));
+      if (!isAbort(err)) replace(formStatus, errorBox(err, { title: 'The CI search failed' }));
     }
   }, 250);
   pickInput.addEventListener('input', searchCis);
@@ -181,11 +182,11 @@ export function render(root, ctx) {
 
   async function run() {
     if (!picked.size) {
-      formStatus.replaceChildren(errorBox({ errors: [{ code: 'VALIDATION', message: 'Pick at least one CI to start from.' }] }, { title: 'Nothing to analyse' }));
+      replace(formStatus, errorBox({ errors: [{ code: 'VALIDATION', message: 'Pick at least one CI to start from.' }] }, { title: 'Nothing to analyse' }));
       pickInput.focus();
       return;
     }
-    formStatus.replaceChildren();
+    replace(formStatus);
     const vars = { input: input() };
     replaceHash(buildHash('/impact', {
       ci: vars.input.ciIds.join(','), direction: vars.input.direction, maxDepth: vars.input.maxDepth,
@@ -195,12 +196,12 @@ export function render(root, ctx) {
     runController = new AbortController();
     runButton.disabled = true;
     if (graph) { graph.destroy(); graph = null; }
-    results.replaceChildren(loading('Analysing…'));
+    replace(results, loading('Analysing…'));
     try {
       const data = await gql(QUERIES.impact, vars, { signal: runController.signal });
       showReport(data.impactAnalysis);
     } catch (err) {
-      if (!isAbort(err)) results.replaceChildren(errorBox(err, { title: 'The impact analysis failed' }));
+      if (!isAbort(err)) replace(results, errorBox(err, { title: 'The impact analysis failed' }));
     } finally {
       runButton.disabled = false;
     }
@@ -209,7 +210,7 @@ export function render(root, ctx) {
   function showReport(report) {
     announce(`${report.totalAffectedCis} CIs and ${report.affectedServices.length} services affected`);
     const stateCount = (s) => (report.countsByState.find((c) => c.state === s) || { count: 0 }).count;
-    results.replaceChildren(
+    replace(results, 
       h('div', { class: 'stats', 'data-test': 'impact-totals' },
         stat('Affected CIs', report.totalAffectedCis, 'impact-total'),
         stat('Down', stateCount('DOWN')),
@@ -284,7 +285,7 @@ export function render(root, ctx) {
       onStatus: (text) => { status.textContent = text; },
       onSelect: (node) => {
         const affected = report.affectedCis.find((a) => a.ci.id === node.id);
-        detail.replaceChildren(
+        replace(detail, 
           h('strong', {}, h('a', { href: ciHref(node.id) }, node.name)), ' ',
           h('span', { class: 'muted small' }, node.cls), ' ', badge(node.state), ` depth ${node.depth}`,
           affected ? h('div', {}, pathNode(affected)) : null);
@@ -310,7 +311,7 @@ export function render(root, ctx) {
     const box = h('div', {});
     const paint = () => {
       const rows = filtered.slice(0, shown);
-      box.replaceChildren(
+      replace(box, 
         rows.length ? table([
           { label: 'CI', cell: (a) => ciLink(a.ci) },
           { label: 'State', cell: (a) => badge(a.state) },
@@ -365,7 +366,7 @@ export function render(root, ctx) {
 
   const wantedTypes = new Set((ctx.query.get('types') || '').split(',').filter(Boolean));
   gql(QUERIES.types, {}, { signal: controller.signal }).then((d) => {
-    types.replaceChildren(...d.relationshipTypes.map((t) => h('option', { value: t.name, selected: wantedTypes.has(t.name) }, `${t.name} (${words(t.propagation)})`)));
+    replace(types, ...d.relationshipTypes.map((t) => h('option', { value: t.name, selected: wantedTypes.has(t.name) }, `${t.name} (${words(t.propagation)})`)));
   }).catch((err) => { if (!isAbort(err)) formStatus.append(errorBox(err, { title: 'Could not load the relationship types' })); });
 
   // CIs named in the hash (from a CI page's link, or a bookmarked analysis).

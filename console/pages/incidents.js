@@ -6,6 +6,7 @@ import { buildHash, replaceHash } from '../router.js';
 import {
   h, badge, ciLink, empty, errorBox, fields, historyList, labelled, loading, pager, section,
   select, setTitle, table, time, words, announce,
+  replace,
 } from '../ui.js';
 
 export const PAGE_SIZE = 25;
@@ -68,7 +69,7 @@ function renderList(root, ctx) {
     replaceHash(buildHash('/incidents', { ...state, ...cursor }));
     if (controller) controller.abort();
     controller = new AbortController();
-    results.replaceChildren(loading());
+    replace(results, loading());
     const vars = { filter: buildFilter(state) };
     if (cursor.before) Object.assign(vars, { last: PAGE_SIZE, before: cursor.before });
     else Object.assign(vars, { first: PAGE_SIZE, after: cursor.after });
@@ -76,7 +77,7 @@ function renderList(root, ctx) {
       const data = await gql(QUERIES.list, vars, { signal: controller.signal });
       const conn = data.incidents;
       announce(`${conn.totalCount} incidents`);
-      results.replaceChildren(
+      replace(results, 
         conn.nodes.length ? table([
           { label: 'Number', cell: (i) => h('a', { href: `#/incidents/${encodeURIComponent(i.id)}`, 'data-test': 'incident-link' }, i.number) },
           { label: 'Priority', cell: (i) => badge(i.priorityLabel, { title: `impact ${words(i.impact)}, urgency ${words(i.urgency)}` }) },
@@ -88,7 +89,7 @@ function renderList(root, ctx) {
         ], conn.nodes, { caption: 'Incidents', rowAttrs: () => ({ 'data-test': 'incident-row' }) }) : empty('No incident matches.'),
         pager(conn, (page) => { cursor = { after: page.after, before: page.before }; run(); }, { label: 'incidents', pageSize: PAGE_SIZE }));
     } catch (err) {
-      if (!isAbort(err)) results.replaceChildren(errorBox(err, { title: 'Could not list the incidents' }));
+      if (!isAbort(err)) replace(results, errorBox(err, { title: 'Could not list the incidents' }));
     }
   }
 
@@ -128,7 +129,7 @@ function renderDetail(root, id) {
   gql(QUERIES.detail, { id }, { signal: controller.signal }).then((data) => {
     const i = data.incident;
     setTitle(i.number);
-    root.replaceChildren(
+    replace(root, 
       h('p', { class: 'crumbs' }, h('a', { href: '#/incidents' }, 'Incidents'), ' › ', i.number),
       h('div', { class: 'page-head' },
         h('div', {}, h('p', { class: 'eyebrow' }, i.number), h('h1', { 'data-test': 'incident-title' }, i.title)),
@@ -176,7 +177,7 @@ function renderDetail(root, id) {
         i.history.totalCount > i.history.nodes.length ? h('p', { class: 'muted small' }, `The ${i.history.nodes.length} latest events are shown.`) : null));
   }).catch((err) => {
     if (isAbort(err)) return;
-    root.replaceChildren(h('p', { class: 'crumbs' }, h('a', { href: '#/incidents' }, 'Incidents')), errorBox(err, { title: 'Could not load this incident' }));
+    replace(root, h('p', { class: 'crumbs' }, h('a', { href: '#/incidents' }, 'Incidents')), errorBox(err, { title: 'Could not load this incident' }));
   });
   return () => controller.abort();
 }

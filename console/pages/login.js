@@ -3,7 +3,7 @@
 
 import { gql, setToken, getToken, takeReturn, clearToken, isAbort } from '../api.js';
 import { navigate } from '../router.js';
-import { h, errorBox, setTitle } from '../ui.js';
+import { h, errorBox, replace, setTitle } from '../ui.js';
 
 export const QUERIES = {
   // `__typename` needs no data: the server checks the token before anything else.
@@ -43,7 +43,7 @@ export function render(root, ctx) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const token = input.value.trim();
-    status.replaceChildren();
+    replace(status);
     if (!token) {
       status.append(errorBox({ errors: [{ code: 'VALIDATION', message: 'Enter an API token.' }] }, { title: 'No token' }));
       input.focus();

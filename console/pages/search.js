@@ -7,6 +7,7 @@ import { buildHash, replaceHash, navigate } from '../router.js';
 import {
   h, badge, ciHref, debounce, empty, errorBox, labelled, loading, pager, select, setTitle,
   table, time, announce,
+  replace,
 } from '../ui.js';
 
 export const PAGE_SIZE = 25;
@@ -96,7 +97,7 @@ export function render(root, ctx) {
     if (controller) controller.abort();
     controller = new AbortController();
     const seq = ++requestSeq;
-    results.replaceChildren(loading('Searching…'));
+    replace(results, loading('Searching…'));
     const vars = { filter: buildFilter(state) };
     if (cursor.before) Object.assign(vars, { last: PAGE_SIZE, before: cursor.before });
     else Object.assign(vars, { first: PAGE_SIZE, after: cursor.after });
@@ -106,17 +107,17 @@ export function render(root, ctx) {
       showResults(data.configurationItems);
     } catch (err) {
       if (isAbort(err) || seq !== requestSeq) return;
-      results.replaceChildren(errorBox(err, { title: 'The search failed' }));
+      replace(results, errorBox(err, { title: 'The search failed' }));
     }
   }
 
   function showResults(conn) {
     announce(`${conn.totalCount} configuration items found`);
     if (!conn.nodes.length) {
-      results.replaceChildren(empty('No configuration item matches.'));
+      replace(results, empty('No configuration item matches.'));
       return;
     }
-    results.replaceChildren(
+    replace(results, 
       table([
         { label: 'Name', cell: (ci) => h('a', { href: ciHref(ci.id), 'data-test': 'search-result-link' }, ci.name) },
         { label: 'Class', cell: (ci) => ci.ciClass.label || ci.ciClass.name },
@@ -185,15 +186,15 @@ export function render(root, ctx) {
   if (state.service) {
     const removeService = () => {
       changed('service', '');
-      serviceChip.replaceChildren();
+      replace(serviceChip);
       run();
     };
     const chip = (label) => h('span', { class: 'chip' }, `Member of service ${label}`,
       h('button', { type: 'button', class: 'chip-remove', 'aria-label': 'Remove the service filter', onclick: removeService }, '×'));
-    serviceChip.replaceChildren(chip('…'));
+    replace(serviceChip, chip('…'));
     gql(QUERIES.service, { id: state.service })
-      .then((d) => serviceChip.firstChild && serviceChip.replaceChildren(chip(d.service.name)))
-      .catch(() => serviceChip.firstChild && serviceChip.replaceChildren(chip(state.service)));
+      .then((d) => serviceChip.firstChild && replace(serviceChip, chip(d.service.name)))
+      .catch(() => serviceChip.firstChild && replace(serviceChip, chip(state.service)));
   }
 
   loadClasses().then((classes) => {

@@ -179,15 +179,23 @@ pub fn committed(topics: &[Topic]) {
 }
 
 /// Keeps `watch` told of changes made by other writers to `db`, until the returned guard
-/// is dropped.
-pub fn listen(db: &DatabaseConnection, watch: &Arc<ChangeWatch>) -> Listener {
+/// is dropped. On SQLite it looks every `poll_interval`.
+pub fn listen(
+    db: &DatabaseConnection,
+    watch: &Arc<ChangeWatch>,
+    poll_interval: Duration,
+) -> Listener {
     let task = match db.get_database_backend() {
         DbBackend::Postgres => tokio::spawn(listen_postgres(db.clone(), Arc::downgrade(watch))),
         // (A private in-memory database looks unchanged to the poll's own connection:
         // right, since nobody else can write to it.)
         _ => {
             let options = db.get_sqlite_connection_pool().connect_options();
-            tokio::spawn(poll_sqlite((*options).clone(), Arc::downgrade(watch)))
+            tokio::spawn(poll_sqlite(
+                (*options).clone(),
+                Arc::downgrade(watch),
+                poll_interval,
+            ))
         }
     };
     Listener(task)
@@ -280,6 +288,7 @@ async fn listen_postgres(db: DatabaseConnection, watch: std::sync::Weak<ChangeWa
 async fn poll_sqlite(
     options: sea_orm::sqlx::sqlite::SqliteConnectOptions,
     watch: std::sync::Weak<ChangeWatch>,
+    poll_interval: Duration,
 ) {
     use sea_orm::sqlx::{ConnectOptions, Connection, Row};
     let mut connection = None;
@@ -319,7 +328,7 @@ async fn poll_sqlite(
             }
         }
         drop(strong);
-        tokio::time::sleep(POLL_INTERVAL).await;
+        tokio::time::sleep(poll_interval).await;
     }
 }
 

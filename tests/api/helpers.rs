@@ -172,6 +172,19 @@ impl TestApp {
         Self::spawn_with(Limits::default(), HttpOptions::default()).await
     }
 
+    /// A server that counts statements exactly: it never looks for other processes' writes
+    /// (on SQLite that look lands at any time and makes caches ask again).
+    pub async fn spawn_counting() -> TestApp {
+        Self::spawn_with_settings(
+            Settings {
+                change_poll_interval: Some(std::time::Duration::from_secs(24 * 3600)),
+                ..Settings::default()
+            },
+            HttpOptions::default(),
+        )
+        .await
+    }
+
     /// A server with the given limits and HTTP options.
     pub async fn spawn_with(limits: Limits, options: HttpOptions) -> TestApp {
         Self::spawn_with_settings(

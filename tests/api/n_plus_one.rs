@@ -24,7 +24,7 @@ async fn statements_for_page(app: &TestApp, first: usize) -> usize {
 
 #[tokio::test]
 async fn a_nested_page_costs_the_same_statements_for_10_or_200_items() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_counting().await;
     let hub = app.create_ci("database", "hub-db", json!({})).await;
     let storage = app.create_ci("storage", "hub-san", json!({})).await;
     let mut ids = Vec::new();
@@ -89,7 +89,7 @@ async fn statements_for_records(app: &TestApp, query: &str, list: &str, first: u
 
 #[tokio::test]
 async fn incidents_and_changes_with_their_links_cost_the_same_statements_for_5_or_40() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_counting().await;
     let db = app.create_ci("database", "shared-db", json!({})).await;
     let customer = app
         .ok(
