@@ -181,9 +181,15 @@ pub struct ServeArgs {
     pub listen: String,
 
     /// Load the demo estate if the database holds no configuration item yet, and create
-    /// an admin token (printed once) if there is none.
+    /// an admin token if there is none. The token is shown once on the terminal (never in
+    /// the log); without a terminal, it is written to `--demo-token-file`.
     #[arg(long, env = "CMDB_DEMO")]
     pub demo: bool,
+
+    /// Where to write the demo's admin token (readable by its owner only) instead of the
+    /// terminal: for scripts and containers, whose output is a log.
+    #[arg(long, env = "CMDB_DEMO_TOKEN_FILE", value_name = "FILE")]
+    pub demo_token_file: Option<std::path::PathBuf>,
 
     /// Let requests without a token read (never write). Off by default.
     #[arg(long, env = "CMDB_ALLOW_ANONYMOUS_READ")]
@@ -282,10 +288,66 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import(args).await,
         Command::Token(args) => token(args).await,
         Command::ExportSchema => {
-            print!("{}", crate::graphql::sdl());
-            Ok(())
+            use std::io::Write;
+            // A reader that stops early (`| head`) is not an error: stop quietly.
+            match std::io::stdout().lock().write_all(crate::graphql::sdl().as_bytes()) {
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => Ok(other?),
+            }
         }
     }
+}
+
+/// Gives the demo's admin token to the person who started the server, never to the log:
+/// logs are kept and shipped, and must hold no secret. Standard output is the log when it
+/// is not a terminal, so the token then goes to the controlling terminal, or to the file
+/// asked for; with neither, it is not shown and the log says how to make another.
+fn hand_over_demo_token(token: &str, file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    if let Some(path) = file {
+        write_secret(path, &format!("{token}\n"))
+            .map_err(|e| anyhow::anyhow!("cannot write the demo token to {}: {e}", path.display()))?;
+        tracing::info!(file = %path.display(), "demo admin token `demo-admin` written to the token file");
+        return Ok(());
+    }
+    let message = format!("\nAdmin token for this demo (shown once):\n\n    export TOKEN={token}\n\n");
+    let shown = if std::io::stdout().is_terminal() {
+        let mut out = std::io::stdout().lock();
+        out.write_all(message.as_bytes()).and_then(|()| out.flush()).is_ok()
+    } else {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/tty")
+            .and_then(|mut tty| tty.write_all(message.as_bytes()))
+            .is_ok()
+    };
+    if shown {
+        tracing::info!("demo admin token `demo-admin` created and shown on the terminal");
+    } else {
+        tracing::warn!(
+            "demo admin token `demo-admin` created but not shown: there is no terminal; pass \
+             --demo-token-file, or create another with `cmdb token create --name admin --role admin`"
+        );
+    }
+    Ok(())
+}
+
+/// Prints a line of a command's output. A reader that stopped early (`| head`) is not an
+/// error: the command still finishes what it was doing.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// Writes `text` to a new file only its owner can read.
+fn write_secret(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -314,9 +376,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (token, _) = auth::create(&db, &Actor::system(), "demo-admin", Role::Admin)
             .await
             .map_err(Error::into_report)?;
-        // The token goes to the terminal only: logs are kept and shipped, and must hold no secret.
-        tracing::info!("demo admin token `demo-admin` created and printed to the terminal");
-        println!("\nAdmin token for this demo (shown once):\n\n    export TOKEN={token}\n");
+        hand_over_demo_token(&token, args.demo_token_file.as_deref())?;
     } else if !auth::any_active(&db).await.map_err(Error::into_report)? {
         tracing::warn!(
             "no API token exists yet: create one with `cmdb token create --name admin --role admin`"
@@ -373,8 +433,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         crate::import::import(&db, &args.discovery.config(), &Limits::default(), &options)
             .await
             .map_err(Error::into_report)?;
-    println!("{summary}");
-    println!("in {:.1} s", started.elapsed().as_secs_f64());
+    say(&format!("{summary}\nin {:.1} s", started.elapsed().as_secs_f64()));
     if summary.items.rejected + summary.relationships.rejected > 0 {
         std::process::exit(EXIT_REJECTED);
     }
@@ -397,7 +456,7 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
                 "token `{}` ({}) created; it is shown this once:",
                 info.name, info.role
             );
-            println!("{token}");
+            say(&token);
         }
         TokenCommand::List { .. } => {
             for info in auth::list(&db).await.map_err(Error::into_report)? {
@@ -405,19 +464,19 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
                     Some(at) => format!("revoked {}", at.to_rfc3339()),
                     None => "active".to_owned(),
                 };
-                println!(
+                say(&format!(
                     "{}\t{}\t{}\t{state}",
                     info.name,
                     info.role,
                     info.created_at.to_rfc3339()
-                );
+                ));
             }
         }
         TokenCommand::Revoke { name, .. } => {
             auth::revoke(&db, &actor, &name)
                 .await
                 .map_err(Error::into_report)?;
-            println!("token `{name}` revoked");
+            say(&format!("token `{name}` revoked"));
         }
     }
     Ok(())

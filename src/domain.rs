@@ -123,10 +123,11 @@ impl<T> Patch<T> {
     }
 }
 
-/// How to match a name.
+/// How to match a name. Names match ignoring case, as people write host and service names
+/// (`ESX-03` is `esx-03`).
 #[derive(Debug, Clone)]
 pub enum TextMatch {
-    /// Exactly this text (case-sensitive).
+    /// Exactly this text, ignoring case.
     Equals(String),
     /// Texts starting with this, ignoring case.
     StartsWith(String),
@@ -145,7 +146,9 @@ impl TextMatch {
             )
         };
         match self {
-            TextMatch::Equals(text) => Condition::all().add(column.eq(text.as_str())),
+            TextMatch::Equals(text) => Condition::all().add(
+                Expr::expr(Func::lower(column.into_expr())).eq(text.to_lowercase()),
+            ),
             TextMatch::StartsWith(prefix) => like(format!("{}%", escape_like(prefix))),
             TextMatch::Contains(part) => like(format!("%{}%", escape_like(part))),
         }

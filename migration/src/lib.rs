@@ -14,6 +14,7 @@ mod m20261126_000005_api_tokens;
 mod m20261126_000006_service_management;
 mod m20261202_000007_record_integrity;
 mod m20261204_000008_records_keep_their_links;
+mod m20261204_000009_names_ignore_case;
 
 /// Every migration of the cmdb schema, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_service_management::Migration),
             Box::new(m20261202_000007_record_integrity::Migration),
             Box::new(m20261204_000008_records_keep_their_links::Migration),
+            Box::new(m20261204_000009_names_ignore_case::Migration),
         ]
     }
 }

@@ -415,7 +415,7 @@ impl ConfigurationItem {
 /// Matches a text; give exactly one of the fields.
 #[derive(OneofObject)]
 pub enum TextFilter {
-    /// Exactly this text (case-sensitive).
+    /// Exactly this text, ignoring case.
     Equals(String),
     /// Texts starting with this, ignoring case.
     StartsWith(String),

@@ -403,6 +403,11 @@ async fn name_filters_match_exactly_by_prefix_or_by_part_ignoring_case() {
     );
     assert_eq!(
         names(&app, json!({ "name": { "equals": "WEB-02" } })).await,
+        ["web-02"],
+        "equals ignores case too, as the README says"
+    );
+    assert_eq!(
+        names(&app, json!({ "name": { "equals": "web" } })).await,
         Vec::<String>::new()
     );
     assert_eq!(

@@ -120,8 +120,10 @@ async fn a_body_over_the_limit_is_refused_with_limit_exceeded() {
 #[tokio::test]
 async fn the_binary_migrates_serves_and_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().expect("a temporary directory");
+    let token_file = dir.path().join("demo.token");
     let mut child = Command::new(env!("CARGO_BIN_EXE_cmdb"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--demo-token-file"])
+        .arg(&token_file)
         .env(
             "CMDB_DATABASE_URL",
             format!("sqlite://{}/cmdb.db?mode=rwc", dir.path().display()),
@@ -140,16 +142,11 @@ async fn the_binary_migrates_serves_and_stops_gracefully_on_sigterm() {
         }
     });
     let mut address = None;
-    let mut token = None;
     let mut log = Vec::new();
     while address.is_none() {
         let line = lines_rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the server logs its address");
-        if let Some(printed) = line.trim().strip_prefix("export TOKEN=") {
-            token = Some(printed.to_owned());
-            continue;
-        }
         let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
         };
@@ -172,7 +169,12 @@ async fn the_binary_migrates_serves_and_stops_gracefully_on_sigterm() {
         .await
         .expect("health");
     assert_eq!(health.status(), 200);
-    let token = token.expect("the demo prints an admin token");
+    let token = std::fs::read_to_string(&token_file).expect("the demo writes its admin token");
+    let token = token.trim();
+    assert!(
+        log.iter().all(|e| !e.to_string().contains(token)),
+        "the token is never in the log"
+    );
     let anonymous = client
         .post(format!("{base}/graphql"))
         .json(&json!({ "query": "{ services { totalCount } }" }))
@@ -186,7 +188,7 @@ async fn the_binary_migrates_serves_and_stops_gracefully_on_sigterm() {
     );
     let data: serde_json::Value = client
         .post(format!("{base}/graphql"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .json(&json!({ "query": "query Count { services { totalCount } }" }))
         .send()
         .await
@@ -220,4 +222,24 @@ async fn the_binary_migrates_serves_and_stops_gracefully_on_sigterm() {
     assert!(status.success());
     let exit = child.wait().expect("the server exits");
     assert!(exit.success(), "a clean exit after SIGTERM: {exit}");
+}
+
+#[test]
+fn export_schema_stops_quietly_when_its_reader_does() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cmdb"))
+        .arg("export-schema")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    // Read a little, then hang up, as `cmdb export-schema | head` does.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut start = [0u8; 64];
+    stdout.read_exact(&mut start).expect("the schema starts");
+    drop(stdout);
+    let output = child.wait_with_output().expect("the binary exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
