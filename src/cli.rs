@@ -290,7 +290,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ExportSchema => {
             use std::io::Write;
             // A reader that stops early (`| head`) is not an error: stop quietly.
-            match std::io::stdout().lock().write_all(crate::graphql::sdl().as_bytes()) {
+            match std::io::stdout()
+                .lock()
+                .write_all(crate::graphql::sdl().as_bytes())
+            {
                 Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
                 other => Ok(other?),
             }
@@ -305,15 +308,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 fn hand_over_demo_token(token: &str, file: Option<&std::path::Path>) -> anyhow::Result<()> {
     use std::io::{IsTerminal, Write};
     if let Some(path) = file {
-        write_secret(path, &format!("{token}\n"))
-            .map_err(|e| anyhow::anyhow!("cannot write the demo token to {}: {e}", path.display()))?;
+        write_secret(path, &format!("{token}\n")).map_err(|e| {
+            anyhow::anyhow!("cannot write the demo token to {}: {e}", path.display())
+        })?;
         tracing::info!(file = %path.display(), "demo admin token `demo-admin` written to the token file");
         return Ok(());
     }
-    let message = format!("\nAdmin token for this demo (shown once):\n\n    export TOKEN={token}\n\n");
+    let message =
+        format!("\nAdmin token for this demo (shown once):\n\n    export TOKEN={token}\n\n");
     let shown = if std::io::stdout().is_terminal() {
         let mut out = std::io::stdout().lock();
-        out.write_all(message.as_bytes()).and_then(|()| out.flush()).is_ok()
+        out.write_all(message.as_bytes())
+            .and_then(|()| out.flush())
+            .is_ok()
     } else {
         std::fs::OpenOptions::new()
             .write(true)
@@ -432,8 +439,11 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let summary =
         crate::import::import(&db, &args.discovery.config(), &Limits::default(), &options)
             .await
-            .map_err(Error::into_report)?;
-    say(&format!("{summary}\nin {:.1} s", started.elapsed().as_secs_f64()));
+            .map_err(|stopped| anyhow::anyhow!("{stopped}"))?;
+    say(&format!(
+        "{summary}\nin {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
     if summary.items.rejected + summary.relationships.rejected > 0 {
         std::process::exit(EXIT_REJECTED);
     }

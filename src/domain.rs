@@ -146,9 +146,8 @@ impl TextMatch {
             )
         };
         match self {
-            TextMatch::Equals(text) => Condition::all().add(
-                Expr::expr(Func::lower(column.into_expr())).eq(text.to_lowercase()),
-            ),
+            TextMatch::Equals(text) => Condition::all()
+                .add(Expr::expr(Func::lower(column.into_expr())).eq(text.to_lowercase())),
             TextMatch::StartsWith(prefix) => like(format!("{}%", escape_like(prefix))),
             TextMatch::Contains(part) => like(format!("%{}%", escape_like(part))),
         }

@@ -2,32 +2,34 @@
 //! batches, through the same upsert as the GraphQL mutation.
 //!
 //! Formats: NDJSON (one record per line), a JSON array of records, or a JSON object with
-//! `items` and `relationships` arrays. A record with `externalId` is an item; one with
-//! `source`, `target` and `type` is a relationship. The file is read twice, items first and
-//! relationships second, so that a relationship may name an item anywhere in the file; it
-//! is never held in memory whole.
+//! `items` and `relationships` arrays. A record with `class` (or `externalId`) is an item;
+//! one with `source`, `target` and `type` is a relationship. An item without `externalId`
+//! is keyed by the values of its class's identifier attributes, which identify it as the
+//! API's upsert does.
+//!
+//! The file is read three times and never held in memory whole: once to check every
+//! record (a malformed one stops the import before anything is written), then items, then
+//! relationships, so that a relationship may name an item anywhere in the file. When a
+//! write fails part-way, the error says which batches were committed.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use sea_orm::DatabaseConnection;
-use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::domain::discovery::DiscoveryConfig;
-use crate::domain::discovery::batch::{
-    self, CiRef, ItemInput, Mode, RelationshipInput, UpsertBatch, UpsertReport,
-};
+use crate::domain::discovery::batch::{self, Mode, UpsertBatch, UpsertReport};
 use crate::domain::discovery::upsert;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::limits::Limits;
+use records::{Identifiers, Record, read_records, record};
+
+mod records;
 
 /// What to import, and how.
 #[derive(Debug, Clone)]
@@ -106,254 +108,30 @@ impl fmt::Display for ImportSummary {
     }
 }
 
-/// One record of the file.
-#[derive(Debug)]
-enum Record {
-    Item(ItemInput),
-    Relationship(RelationshipInput),
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawItem {
-    class: String,
-    name: String,
-    external_id: String,
-    #[serde(default)]
-    attributes: Option<Value>,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    status: Option<entity::values::LifecycleStatus>,
-    #[serde(default)]
-    environment: Option<String>,
-    #[serde(default)]
-    criticality: Option<entity::values::Criticality>,
-    #[serde(default)]
-    owner: Option<String>,
-    #[serde(default)]
-    identifying_attributes: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawRef {
-    #[serde(default)]
-    external_id: Option<String>,
-    #[serde(default)]
-    id: Option<uuid::Uuid>,
-}
-
-#[derive(Deserialize)]
-struct RawRelationship {
-    source: RawRef,
-    target: RawRef,
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    attributes: Option<Value>,
-}
-
-fn reference(raw: RawRef) -> std::result::Result<CiRef, String> {
-    match (raw.external_id, raw.id) {
-        (Some(external_id), None) => Ok(CiRef::ExternalId(external_id)),
-        (None, Some(id)) => Ok(CiRef::Id(id)),
-        _ => Err("a relationship end needs exactly one of `externalId` and `id`".into()),
-    }
-}
-
-fn record(value: Value) -> std::result::Result<Record, String> {
-    let is_relationship = value.get("externalId").is_none()
-        && value.get("source").is_some()
-        && value.get("target").is_some();
-    if is_relationship {
-        let raw: RawRelationship = serde_json::from_value(value).map_err(|e| e.to_string())?;
-        Ok(Record::Relationship(RelationshipInput {
-            source: reference(raw.source)?,
-            target: reference(raw.target)?,
-            type_name: raw.kind,
-            attributes: raw.attributes,
-        }))
-    } else {
-        let raw: RawItem = serde_json::from_value(value).map_err(|e| e.to_string())?;
-        Ok(Record::Item(ItemInput {
-            class: raw.class,
-            name: raw.name,
-            external_id: raw.external_id,
-            attributes: raw.attributes,
-            description: raw.description,
-            status: raw.status,
-            environment: raw.environment,
-            criticality: raw.criticality,
-            owner: raw.owner,
-            identifying_attributes: raw.identifying_attributes,
-        }))
-    }
-}
-
-/// Counts the bytes read, for the progress bar.
-struct Counting<R> {
-    inner: R,
-    read: Arc<AtomicU64>,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Lines,
-    Array,
-    Document,
-}
-
-fn detect(path: &Path) -> std::io::Result<Format> {
-    let mut reader = BufReader::new(File::open(path)?);
-    let mut first_line = String::new();
-    loop {
-        first_line.clear();
-        if reader.read_line(&mut first_line)? == 0 {
-            return Ok(Format::Lines);
-        }
-        if !first_line.trim().is_empty() {
-            break;
-        }
-    }
-    let line = first_line.trim();
-    if line.starts_with('[') {
-        Ok(Format::Array)
-    } else if serde_json::from_str::<serde_json::Map<String, Value>>(line).is_ok() {
-        let one: Value = serde_json::from_str(line).unwrap_or_default();
-        // A whole document on one line is still a document.
-        if one.get("items").is_some_and(Value::is_array) {
-            Ok(Format::Document)
-        } else {
-            Ok(Format::Lines)
-        }
-    } else {
-        Ok(Format::Document)
-    }
-}
-
-type Sink<'a> = dyn FnMut(usize, Value) -> std::result::Result<(), String> + 'a;
-
-/// Feeds each element of a JSON array to the sink, one at a time.
-struct Elements<'a, 'b> {
-    sink: &'a mut Sink<'b>,
-    count: &'a mut usize,
-}
-
-impl<'de> Visitor<'de> for Elements<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of records")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
-        while let Some(value) = seq.next_element::<Value>()? {
-            (self.sink)(*self.count, value).map_err(de::Error::custom)?;
-            *self.count += 1;
-        }
-        Ok(())
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Elements<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> std::result::Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-/// Feeds the elements of the document's `items` and `relationships` arrays to the sink.
-struct Document<'a, 'b> {
-    sink: &'a mut Sink<'b>,
-    count: &'a mut usize,
-}
-
-impl<'de> Visitor<'de> for Document<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object with `items` and `relationships` arrays")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "items" || key == "relationships" {
-                map.next_value_seed(Elements {
-                    sink: &mut *self.sink,
-                    count: &mut *self.count,
-                })?;
-            } else {
-                map.next_value::<de::IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Reads every record of the file, in order, calling `sink` with its position and value.
-fn read_records(
-    path: &Path,
-    read: Arc<AtomicU64>,
-    sink: &mut Sink,
-) -> std::result::Result<(), String> {
-    let format = detect(path).map_err(|e| e.to_string())?;
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    let reader = BufReader::with_capacity(1 << 16, Counting { inner: file, read });
-    let mut count = 0;
-    match format {
-        Format::Lines => {
-            for (number, line) in reader.lines().enumerate() {
-                let line = line.map_err(|e| e.to_string())?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let value: Value =
-                    serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", number + 1))?;
-                sink(count, value)?;
-                count += 1;
-            }
-        }
-        Format::Array => {
-            let mut deserializer = serde_json::Deserializer::from_reader(reader);
-            Elements {
-                sink,
-                count: &mut count,
-            }
-            .deserialize(&mut deserializer)
-            .map_err(|e| e.to_string())?;
-        }
-        Format::Document => {
-            let mut deserializer = serde_json::Deserializer::from_reader(reader);
-            de::Deserializer::deserialize_map(
-                &mut deserializer,
-                Document {
-                    sink,
-                    count: &mut count,
-                },
-            )
-            .map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(())
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pass {
     Items,
     Relationships,
+}
+
+/// Reads the whole file once without writing anything: every record must be well-formed
+/// JSON of the right shape before the first batch is written, so that a malformed line
+/// stops the import with nothing half-done. Returns the counts of items and relationships.
+fn check(
+    path: &Path,
+    identifiers: &Identifiers,
+    read: Arc<AtomicU64>,
+) -> std::result::Result<(usize, usize), String> {
+    let (mut items, mut relationships) = (0, 0);
+    let mut sink = |position: usize, value: Value| -> std::result::Result<(), String> {
+        match record(value, identifiers).map_err(|e| format!("record {}: {e}", position + 1))? {
+            Record::Item(_) => items += 1,
+            Record::Relationship(_) => relationships += 1,
+        }
+        Ok(())
+    };
+    read_records(path, read, &mut sink)?;
+    Ok((items, relationships))
 }
 
 /// Streams one pass over the file: records of the pass's kind, in batches.
@@ -362,12 +140,14 @@ fn stream_pass(
     pass: Pass,
     batch_size: usize,
     read: Arc<AtomicU64>,
+    identifiers: Arc<Identifiers>,
 ) -> mpsc::Receiver<std::result::Result<Vec<Record>, String>> {
     let (tx, rx) = mpsc::channel(2);
     tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(batch_size);
         let mut sink = |position: usize, value: Value| -> std::result::Result<(), String> {
-            let record = record(value).map_err(|e| format!("record {}: {e}", position + 1))?;
+            let record =
+                record(value, &identifiers).map_err(|e| format!("record {}: {e}", position + 1))?;
             let wanted = matches!(
                 (&record, pass),
                 (Record::Item(_), Pass::Items) | (Record::Relationship(_), Pass::Relationships)
@@ -392,24 +172,63 @@ fn stream_pass(
     rx
 }
 
-/// Imports the file; returns the totals.
+/// An import that stopped part-way: what it had committed before, and why it stopped.
+#[derive(Debug)]
+pub struct ImportStopped {
+    /// The batches committed before the failure (each batch is all-or-nothing).
+    pub committed: ImportSummary,
+    pub error: Error,
+}
+
+impl fmt::Display for ImportStopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.committed.batches == 0 {
+            return write!(f, "{}; nothing was imported", self.error);
+        }
+        write!(
+            f,
+            "{}\nCommitted before it stopped (each batch whole; running the same import again \
+             is safe and finds them unchanged):\n{}",
+            self.error, self.committed
+        )
+    }
+}
+
+/// Imports the file; returns the totals, or what was committed before it stopped. The
+/// file is checked whole first: a malformed record stops it before anything is written.
 pub async fn import(
     db: &DatabaseConnection,
     config: &DiscoveryConfig,
     limits: &Limits,
     options: &ImportOptions,
-) -> Result<ImportSummary> {
+) -> std::result::Result<ImportSummary, ImportStopped> {
+    let mut summary = ImportSummary::default();
+    let stopped = |committed: &ImportSummary, error: Error| ImportStopped {
+        committed: committed.clone(),
+        error,
+    };
     let size = std::fs::metadata(&options.file)
         .map_err(|e| {
             Error::invalid(
                 "FILE",
                 format!("cannot read {}: {e}", options.file.display()),
             )
-        })?
+        })
+        .map_err(|e| stopped(&summary, e))?
         .len();
+    let catalog = crate::domain::ci_class::ClassCatalog::load(db)
+        .await
+        .map_err(|e| stopped(&summary, e))?;
+    let identifiers: Arc<Identifiers> = Arc::new(
+        catalog
+            .all()
+            .iter()
+            .map(|class| (class.name.clone(), catalog.effective_identifiers(class.id)))
+            .collect(),
+    );
     let read = Arc::new(AtomicU64::new(0));
     let bar = if options.progress {
-        let bar = ProgressBar::new(size * 2);
+        let bar = ProgressBar::new(size * 3);
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta}) {msg}",
@@ -420,17 +239,35 @@ pub async fn import(
     } else {
         ProgressBar::hidden()
     };
+    bar.set_message("checking the file");
+    let checked = {
+        let (path, identifiers, read) = (options.file.clone(), identifiers.clone(), read.clone());
+        tokio::task::spawn_blocking(move || check(&path, &identifiers, read)).await
+    };
+    match checked {
+        Ok(Ok(_counts)) => {}
+        Ok(Err(e)) => return Err(stopped(&summary, Error::invalid("FILE", e))),
+        Err(join) => return Err(stopped(&summary, Error::internal(join))),
+    }
+    read.store(0, Ordering::Relaxed);
     let run_id = options
         .full_sync_scope
         .as_ref()
         .map(|_| format!("import-{}", uuid::Uuid::now_v7()));
     let batch_size = options.batch_size.clamp(1, limits.max_batch_size);
-    let mut summary = ImportSummary::default();
     let mut offsets = (0usize, 0usize);
     for (number, pass) in [Pass::Items, Pass::Relationships].into_iter().enumerate() {
-        let mut batches = stream_pass(options.file.clone(), pass, batch_size, read.clone());
+        let mut batches = stream_pass(
+            options.file.clone(),
+            pass,
+            batch_size,
+            read.clone(),
+            identifiers.clone(),
+        );
         while let Some(records) = batches.recv().await {
-            let records = records.map_err(|e| Error::invalid("FILE", e))?;
+            let records = records
+                .map_err(|e| Error::invalid("FILE", e))
+                .map_err(|e| stopped(&summary, e))?;
             let mut items = Vec::new();
             let mut relationships = Vec::new();
             for record in records {
@@ -455,11 +292,14 @@ pub async fn import(
                 dry_run: false,
                 atomic: false,
             };
-            let report = upsert::upsert(db, config, limits, &batch, None).await?;
+            let report = upsert::upsert(db, config, limits, &batch, None)
+                .await
+                .map_err(|e| stopped(&summary, e))?;
             summary.add(&report, offsets.0, offsets.1);
             offsets.0 += item_count;
             offsets.1 += relationship_count;
-            bar.set_position(number as u64 * size + read.load(Ordering::Relaxed).min(size));
+            let position = (number as u64 + 1) * size + read.load(Ordering::Relaxed).min(size);
+            bar.set_position(position);
             bar.set_message(format!("{} items, {} relationships", offsets.0, offsets.1));
         }
         read.store(0, Ordering::Relaxed);
@@ -477,64 +317,11 @@ pub async fn import(
             dry_run: false,
             atomic: false,
         };
-        let report = upsert::upsert(db, config, limits, &closing, None).await?;
+        let report = upsert::upsert(db, config, limits, &closing, None)
+            .await
+            .map_err(|e| stopped(&summary, e))?;
         summary.add(&report, offsets.0, offsets.1);
     }
     bar.finish_and_clear();
     Ok(summary)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn collect(content: &str) -> Vec<Value> {
-        let mut file = tempfile::NamedTempFile::new().expect("a file");
-        file.write_all(content.as_bytes()).expect("written");
-        let mut seen = Vec::new();
-        let mut sink = |_: usize, value: Value| -> std::result::Result<(), String> {
-            seen.push(value);
-            Ok(())
-        };
-        read_records(file.path(), Arc::new(AtomicU64::new(0)), &mut sink).expect("read");
-        seen
-    }
-
-    #[test]
-    fn the_three_formats_give_the_same_records() {
-        let item = r#"{"class":"server","name":"a","externalId":"1"}"#;
-        let rel = r#"{"source":{"externalId":"1"},"target":{"externalId":"2"},"type":"runs_on"}"#;
-        let lines = collect(&format!("{item}\n\n{rel}\n"));
-        let array = collect(&format!("[{item},\n{rel}]"));
-        let document = collect(&format!(
-            "{{\"items\": [{item}],\n \"relationships\": [{rel}]}}"
-        ));
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines, array);
-        assert_eq!(lines, document);
-    }
-
-    #[test]
-    fn records_are_items_or_relationships() {
-        let item = record(
-            serde_json::json!({"class": "server", "name": "a", "externalId": "1", "status": "PLANNED"}),
-        );
-        assert!(matches!(
-            item,
-            Ok(Record::Item(ItemInput {
-                status: Some(_),
-                ..
-            }))
-        ));
-        let relationship = record(
-            serde_json::json!({"source": {"id": uuid::Uuid::nil()}, "target": {"externalId": "x"}, "type": "uses"}),
-        );
-        assert!(matches!(relationship, Ok(Record::Relationship(_))));
-        let both_ends = record(
-            serde_json::json!({"source": {"id": uuid::Uuid::nil(), "externalId": "y"}, "target": {"externalId": "x"}, "type": "uses"}),
-        );
-        assert!(both_ends.is_err());
-        assert!(record(serde_json::json!({"name": "no class"})).is_err());
-    }
 }

@@ -691,3 +691,63 @@ async fn the_import_command_streams_a_file_in_batches() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn the_import_command_checks_the_whole_file_before_writing_and_keys_items_by_identifiers() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let database = format!("sqlite://{}/import.db?mode=rwc", dir.path().display());
+    let file = dir.path().join("estate.ndjson");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cmdb"))
+            .args(["import", "--source", "inventory", "--batch-size", "5"])
+            .args(["--database-url", &database])
+            .arg(&file)
+            .output()
+            .expect("the import runs")
+    };
+    // Servers without `externalId`: the class's identifier attributes identify them.
+    let mut lines: Vec<String> = (0..12)
+        .map(|h| {
+            json!({ "class": "server", "name": format!("k{h}"),
+                    "attributes": { "serial_number": format!("SN-K{h}") } })
+            .to_string()
+        })
+        .collect();
+    // A malformed line after two full batches: nothing may be written.
+    lines.insert(11, "{ \"class\": \"server\", \"name\": ".to_owned());
+    std::fs::write(&file, lines.join("\n")).expect("written");
+    let output = run();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("line 12"), "{stderr}");
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+
+    let app_db = sea_orm::Database::connect(&database)
+        .await
+        .expect("the database");
+    let count = |db: sea_orm::DatabaseConnection| async move {
+        use sea_orm::{EntityTrait, PaginatorTrait};
+        entity::configuration_item::Entity::find()
+            .count(&db)
+            .await
+            .expect("a count")
+    };
+    assert_eq!(count(app_db.clone()).await, 0, "nothing half-written");
+
+    lines.remove(11);
+    std::fs::write(&file, lines.join("\n")).expect("written");
+    for expected in [
+        "12 created, 0 updated",
+        "0 created, 0 updated, 12 unchanged",
+    ] {
+        let output = run();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains(&format!("items: {expected}")), "{stdout}");
+    }
+    assert_eq!(count(app_db).await, 12);
+}

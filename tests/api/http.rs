@@ -122,7 +122,13 @@ async fn the_binary_migrates_serves_and_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let token_file = dir.path().join("demo.token");
     let mut child = Command::new(env!("CARGO_BIN_EXE_cmdb"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--demo-token-file"])
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--demo-token-file",
+        ])
         .arg(&token_file)
         .env(
             "CMDB_DATABASE_URL",
