@@ -53,6 +53,35 @@ pub enum Command {
     Token(TokenArgs),
     /// Print the GraphQL schema (SDL) and exit.
     ExportSchema,
+    /// Write a consistent copy of the embedded (SQLite) database while the server runs.
+    /// For PostgreSQL, it prints the `pg_dump` command to use.
+    Backup(BackupArgs),
+    /// Replace the embedded (SQLite) database with a backup, after checking it. Stop the
+    /// server first. For PostgreSQL, it prints the `pg_restore` command to use.
+    Restore(RestoreArgs),
+}
+
+/// Where to write a backup.
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The backup file to write; it must not exist.
+    #[arg(long, value_name = "FILE")]
+    pub to: std::path::PathBuf,
+}
+
+/// Which backup to restore.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The backup file to restore.
+    #[arg(long, value_name = "FILE")]
+    pub from: std::path::PathBuf,
+    /// Replace the database when it exists (it is replaced whole, in one step).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Where the database is.
@@ -287,6 +316,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Import(args) => import(args).await,
         Command::Token(args) => token(args).await,
+        Command::Backup(args) => {
+            let checked = crate::backup::backup(&args.database.database_url, &args.to)
+                .await
+                .map_err(Error::into_report)?;
+            say(&format!(
+                "backup written to {} ({} bytes, {} migrations), checked",
+                args.to.display(),
+                checked.bytes,
+                checked.migrations
+            ));
+            Ok(())
+        }
+        Command::Restore(args) => {
+            let checked =
+                crate::backup::restore(&args.database.database_url, &args.from, args.force)
+                    .await
+                    .map_err(Error::into_report)?;
+            say(&format!(
+                "restored {} ({} bytes, {} migrations); the next start applies newer migrations",
+                args.from.display(),
+                checked.bytes,
+                checked.migrations
+            ));
+            Ok(())
+        }
         Command::ExportSchema => {
             use std::io::Write;
             // A reader that stops early (`| head`) is not an error: stop quietly.

@@ -3,6 +3,7 @@
 //! Layers, each knowing only the ones below it: [`cli`] → [`http`] → [`graphql`] →
 //! [`domain`] → the `entity` crate. See ARCHITECTURE.md for the map and the invariants.
 
+pub mod backup;
 pub mod cli;
 pub mod console;
 pub mod db;

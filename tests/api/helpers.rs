@@ -326,6 +326,11 @@ impl TestApp {
         row.try_get::<i64>("", "open").ok().map(|n| n as u64)
     }
 
+    /// The URL of this test's database.
+    pub fn database_url(&self) -> String {
+        self.config.url.clone()
+    }
+
     /// SQL statements the server has run so far, token checks left out.
     pub fn statement_count(&self) -> usize {
         self.statements.load(Ordering::SeqCst)

@@ -10,6 +10,7 @@ mod helpers;
 mod access;
 mod admission;
 mod audit;
+mod backup;
 mod browser;
 mod caches;
 mod catalog;
