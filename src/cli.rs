@@ -33,9 +33,31 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
+    /// A TOML file of settings: the long options' names as keys (`listen = "0.0.0.0:8080"`).
+    /// Flags and environment variables win over it.
+    #[arg(long, env = "CMDB_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
+
+impl Cli {
+    /// The command line of this process, with the configuration file's settings added.
+    pub fn from_env_and_config() -> Self {
+        use clap::Parser;
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        match config_file::with_config_file(args) {
+            Ok(args) => Cli::parse_from(args),
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                std::process::exit(2);
+            }
+        }
+    }
+}
+
+mod config_file;
 
 /// What to do.
 #[derive(Debug, Subcommand)]

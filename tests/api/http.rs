@@ -249,3 +249,45 @@ fn export_schema_stops_quietly_when_its_reader_does() {
     assert!(output.status.success(), "{}: {stderr}", output.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn a_config_file_sets_what_flags_and_the_environment_leave_unset() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let config = dir.path().join("cmdb.toml");
+    let database = format!("sqlite://{}/from-config.db?mode=rwc", dir.path().display());
+    std::fs::write(&config, format!("database-url = \"{database}\"\n")).expect("written");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cmdb"))
+            .args(args)
+            .env_remove("CMDB_DATABASE_URL")
+            .env("CMDB_CONFIG", &config)
+            // Were the file ignored, the default database would land here, not in the repo.
+            .current_dir(dir.path())
+            .output()
+            .expect("the binary runs")
+    };
+    let created = run(&[
+        "token",
+        "create",
+        "--name",
+        "from-config",
+        "--role",
+        "viewer",
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(
+        dir.path().join("from-config.db").exists(),
+        "the file's database was used"
+    );
+    let listed = run(&["token", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("from-config"));
+
+    std::fs::write(&config, "databse-url = \"x\"\n").expect("written");
+    let typo = run(&["token", "list"]);
+    assert!(!typo.status.success());
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("unknown setting `databse-url`"));
+}
