@@ -30,6 +30,7 @@ pub mod impact;
 pub mod incident;
 pub mod json_rows;
 pub mod nested;
+pub mod node;
 pub mod numbering;
 pub mod pagination;
 pub mod references;

@@ -21,6 +21,7 @@ mod impact;
 mod incident;
 mod lean;
 mod loaders;
+mod node;
 mod pagination;
 mod persisted;
 mod relationship;
@@ -62,6 +63,7 @@ pub struct Query(
     change::ChangeQuery,
     customer::CustomerQuery,
     health::HealthQuery,
+    node::NodeQuery,
 );
 
 /// Everything that can be changed. Every mutation is audited and all-or-nothing.

@@ -340,6 +340,20 @@ pub async fn list(
     .await
 }
 
+/// The event with this id when it matches `filter` (so that events hidden from the caller
+/// stay hidden whichever way they are asked for).
+pub async fn find(
+    db: &impl ConnectionTrait,
+    id: i64,
+    filter: &AuditFilter,
+) -> Result<Option<audit_event::Model>> {
+    Ok(audit_event::Entity::find()
+        .filter(audit_event::Column::Id.eq(id))
+        .filter(filter.condition())
+        .one(db)
+        .await?)
+}
+
 /// How many events match, for `totalCount`.
 pub async fn count(db: &impl ConnectionTrait, filter: &AuditFilter) -> Result<u64> {
     Ok(audit_event::Entity::find()

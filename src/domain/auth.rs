@@ -204,6 +204,15 @@ pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<TokenInfo>> {
         .collect())
 }
 
+/// The token with this id, if any (its hash stays inside).
+pub async fn find(db: &impl ConnectionTrait, id: uuid::Uuid) -> Result<Option<TokenInfo>> {
+    Ok(Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .as_ref()
+        .map(TokenInfo::from))
+}
+
 /// Whether any token that is not revoked exists (a new install has none).
 pub async fn any_active(db: &impl ConnectionTrait) -> Result<bool> {
     Ok(Entity::find()

@@ -115,6 +115,8 @@ pub const READ: &[&str] = &[
     "customers",
     "serviceReport",
     "cmdbHealth",
+    "node",
+    "nodes",
 ];
 
 /// Queries only an admin may run.
@@ -334,6 +336,19 @@ pub fn hidden_audit_types(principal: Option<&Principal>) -> Vec<EntityType> {
         Some(principal) if principal.role.allows(Permission::Administer) => Vec::new(),
         _ => vec![EntityType::ApiToken],
     }
+}
+
+/// Whether the caller may read a record of `kind` fetched by id (`node`, `nodes`): API
+/// tokens are for admins, as `apiTokens` is.
+pub fn check_node_kind(
+    principal: Option<&Principal>,
+    kind: crate::domain::node::UuidKind,
+) -> Result<(), Error> {
+    let admin = principal.is_some_and(|p| p.role.allows(Permission::Administer));
+    if kind == crate::domain::node::UuidKind::ApiToken && !admin {
+        return Err(Error::Forbidden("API tokens are for admins".into()));
+    }
+    Ok(())
 }
 
 /// Whether requests without a token may read.

@@ -10,6 +10,7 @@ use super::context::db;
 use super::pagination::{self, TotalCount, connection, connection_type};
 use crate::domain::audit::{self, Action, AuditFilter, EntityType};
 use crate::domain::auth::Principal;
+use crate::domain::node::GlobalId;
 use crate::domain::pagination::PageWindow;
 use crate::error::Error;
 
@@ -74,7 +75,7 @@ pub struct AuditEvent(pub audit_event::Model);
 
 impl super::lean::ReadyFields for AuditEvent {
     fn ready_field(&self, name: &str) -> Option<async_graphql::Value> {
-        (name == "id").then(|| super::lean::scalar(ID(self.0.id.to_string())))
+        (name == "id").then(|| super::lean::scalar(ID(GlobalId::audit_event(self.0.id))))
     }
 }
 
@@ -89,9 +90,9 @@ connection_type!(
 /// One write, with who made it, when, and the full state before and after.
 #[Object]
 impl AuditEvent {
-    /// Identifier; grows with time.
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// Globally unique identifier (`AuditEvent:<n>`, `n` growing with time).
+    pub(crate) async fn id(&self) -> ID {
+        ID(GlobalId::audit_event(self.0.id))
     }
 
     /// When the write committed.

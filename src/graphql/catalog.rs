@@ -10,6 +10,7 @@ use entity::{ci_class, relationship_type};
 use super::context::{actor, classes as class_catalog, db, patch, relationship_types};
 use super::lean::{self, ReadyFields};
 use crate::domain::ci_class::{self as classes, ClassCatalog};
+use crate::domain::node::GlobalId;
 use crate::domain::relationship_type as types;
 use crate::error::Error;
 
@@ -104,7 +105,7 @@ impl ReadyFields for CiClass {
     fn ready_field(&self, name: &str) -> Option<async_graphql::Value> {
         let class = &self.model;
         Some(match name {
-            "id" => lean::scalar(ID(class.id.to_string())),
+            "id" => lean::scalar(ID(GlobalId::ci_class(class.id))),
             "name" => lean::text(&class.name),
             "label" => lean::text(&class.label),
             "description" => lean::optional_text(class.description.as_deref()),
@@ -120,9 +121,9 @@ impl ReadyFields for CiClass {
 /// form a tree: a class inherits the attributes of its ancestors.
 #[Object]
 impl CiClass {
-    /// Identifier.
-    async fn id(&self) -> ID {
-        ID(self.model.id.to_string())
+    /// Globally unique identifier (`CiClass:<n>`); classes are named by `name` in inputs.
+    pub(crate) async fn id(&self) -> ID {
+        ID(GlobalId::ci_class(self.model.id))
     }
 
     /// Unique name, used to refer to the class (`server`, `virtual_machine`).
@@ -209,7 +210,7 @@ impl ReadyFields for RelationshipType {
     fn ready_field(&self, name: &str) -> Option<async_graphql::Value> {
         let t = &self.0;
         Some(match name {
-            "id" => lean::scalar(ID(t.id.to_string())),
+            "id" => lean::scalar(ID(GlobalId::relationship_type(t.id))),
             "name" => lean::text(&t.name),
             "inverseLabel" => lean::text(&t.inverse_label),
             "propagation" => lean::enumeration(Propagation::from(t.propagation)),
@@ -226,9 +227,10 @@ impl ReadyFields for RelationshipType {
 /// way impact travels along it.
 #[Object]
 impl RelationshipType {
-    /// Identifier.
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// Globally unique identifier (`RelationshipType:<n>`); types are named by `name` in
+    /// inputs.
+    pub(crate) async fn id(&self) -> ID {
+        ID(GlobalId::relationship_type(self.0.id))
     }
 
     /// Unique name, used to refer to the type (`depends_on`).
@@ -474,7 +476,7 @@ impl CatalogMutation {
     /// Deletes a CI class that no CI and no subclass uses; returns its id.
     async fn delete_ci_class(&self, ctx: &Context<'_>, name: String) -> Result<ID> {
         let deleted = classes::delete(db(ctx)?, &actor(ctx), &name).await?;
-        Ok(ID(deleted.id.to_string()))
+        Ok(ID(GlobalId::ci_class(deleted.id)))
     }
 
     /// Creates a relationship type.
@@ -516,6 +518,6 @@ impl CatalogMutation {
     /// Deletes a relationship type that no relationship uses; returns its id.
     async fn delete_relationship_type(&self, ctx: &Context<'_>, name: String) -> Result<ID> {
         let deleted = types::delete(db(ctx)?, &actor(ctx), &name).await?;
-        Ok(ID(deleted.id.to_string()))
+        Ok(ID(GlobalId::relationship_type(deleted.id)))
     }
 }

@@ -134,7 +134,7 @@ async fn change_by_id(ctx: &Context<'_>, id: Uuid) -> Result<Change> {
 #[Object]
 impl Change {
     /// Stable identifier (a UUID).
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 

@@ -214,7 +214,7 @@ impl ReadyFields for ConfigurationItem {
 #[Object]
 impl ConfigurationItem {
     /// Stable identifier (a UUID).
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 

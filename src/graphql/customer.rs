@@ -43,7 +43,7 @@ connection_type!(
 #[Object]
 impl Customer {
     /// Stable identifier (a UUID).
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 

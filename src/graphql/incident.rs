@@ -115,7 +115,7 @@ pub(super) async fn cis_by_ids(ctx: &Context<'_>, ids: &[Uuid]) -> Result<Vec<Co
 #[Object]
 impl Incident {
     /// Stable identifier (a UUID).
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 

@@ -169,7 +169,7 @@ impl ReadyFields for Relationship {
 #[Object]
 impl Relationship {
     /// Stable identifier (a UUID).
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.id.to_string())
     }
 

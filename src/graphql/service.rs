@@ -63,7 +63,7 @@ impl ReadyFields for Service {
 #[Object]
 impl Service {
     /// Stable identifier (a UUID).
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 

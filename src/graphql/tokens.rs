@@ -25,13 +25,13 @@ pub enum TokenRole {
 }
 
 /// An API token as listed: never the token itself, which is shown only once.
-pub struct ApiToken(TokenInfo);
+pub struct ApiToken(pub TokenInfo);
 
 /// An API token as listed: never the token itself, which is shown only once.
 #[Object]
 impl ApiToken {
     /// Identifier.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 

@@ -30,6 +30,7 @@ mod pagination;
 mod protocol;
 mod records;
 mod relationships;
+mod relay;
 mod robustness;
 mod schema;
 mod service_levels;
