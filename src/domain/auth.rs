@@ -323,7 +323,11 @@ impl TokenCache {
         let within = now.saturating_sub(at) < TOKEN_CACHE_TTL;
         match (&self.watch, mark) {
             (Some(watch), Some(_)) => within && watch.unchanged_since(Topic::Tokens, mark),
-            _ => within,
+            // Checked while the watch was not listening: good for its lifetime only while
+            // it still is not; once it listens, the watch knows better than the clock, and
+            // a revocation it has heard of since must not wait for the entry to expire.
+            (Some(watch), None) => within && !watch.listening(),
+            (None, _) => within,
         }
     }
 
