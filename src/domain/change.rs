@@ -175,12 +175,26 @@ struct Snapshot<'a> {
     #[serde(flatten)]
     change: &'a change_request::Model,
     ci_ids: Vec<Uuid>,
+    /// The approval or rejection the write recorded, if it recorded one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<&'a change_approval::Model>,
+}
+
+impl<'a> Snapshot<'a> {
+    /// The snapshot with the decision this write recorded.
+    fn deciding(self, decision: Option<&'a change_approval::Model>) -> Self {
+        Snapshot { decision, ..self }
+    }
 }
 
 fn snapshot<'a>(change: &'a change_request::Model, ci_ids: &[Uuid]) -> Snapshot<'a> {
     let mut ci_ids = ci_ids.to_vec();
     ci_ids.sort();
-    Snapshot { change, ci_ids }
+    Snapshot {
+        change,
+        ci_ids,
+        decision: None,
+    }
 }
 
 /// The change with that id, or `NOT_FOUND`.

@@ -88,6 +88,26 @@ async fn a_normal_change_goes_through_assessment_approval_and_review() {
         approved["approvals"],
         json!([{ "decision": "APPROVED", "approver": "cab", "comment": "backout tested" }])
     );
+    // The decision is in the audit trail with the change it moved: who, when and why.
+    let trail = app
+        .ok(
+            "query($id: ID!) { auditEvents(filter: { entityType: CHANGE, entityId: $id },
+               first: 1) { nodes { action actor after } } }",
+            json!({ "id": chg }),
+        )
+        .await;
+    let event = &trail["auditEvents"]["nodes"][0];
+    assert_eq!(event["action"], json!("APPROVE"), "{event}");
+    assert_eq!(event["actor"], json!("cab"));
+    assert_eq!(
+        event["after"]["decision"]["approver"],
+        json!("cab"),
+        "{event}"
+    );
+    assert_eq!(
+        event["after"]["decision"]["comment"],
+        json!("backout tested")
+    );
 
     let response = app
         .graphql(

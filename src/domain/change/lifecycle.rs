@@ -77,6 +77,7 @@ pub async fn transition_in(
     }
     let ci_ids = ci_ids_of(txn, &[id]).await?.remove(&id).unwrap_or_default();
     let mut after = before.clone();
+    let mut decision: Option<change_approval::Model> = None;
     after.state = to;
     match to {
         ChangeState::Submitted | ChangeState::Assessed => {
@@ -94,7 +95,7 @@ pub async fn transition_in(
             store_assessment(txn, &mut after, &assessment).await?;
             // The approval is the standard change model's, given in advance: record it as
             // such, with who submitted the change under it.
-            change_approval::Model {
+            decision = Some(change_approval::Model {
                 id: Uuid::now_v7(),
                 change_id: id,
                 decision: Decision::Approved,
@@ -108,25 +109,27 @@ pub async fn transition_in(
             }
             .into_active_model()
             .insert(txn)
-            .await?;
+            .await?);
         }
         ChangeState::Approved | ChangeState::Rejected => {
-            let decision = if to == ChangeState::Approved {
+            let verdict = if to == ChangeState::Approved {
                 Decision::Approved
             } else {
                 Decision::Rejected
             };
-            change_approval::Model {
-                id: Uuid::now_v7(),
-                change_id: id,
-                decision,
-                approver: uow.actor().name().to_owned(),
-                comment: comment.clone(),
-                decided_at: now(),
-            }
-            .into_active_model()
-            .insert(txn)
-            .await?;
+            decision = Some(
+                change_approval::Model {
+                    id: Uuid::now_v7(),
+                    change_id: id,
+                    decision: verdict,
+                    approver: uow.actor().name().to_owned(),
+                    comment: comment.clone(),
+                    decided_at: now(),
+                }
+                .into_active_model()
+                .insert(txn)
+                .await?,
+            );
         }
         ChangeState::Scheduled => {
             if window_of(&after).is_none() {
@@ -170,7 +173,8 @@ pub async fn transition_in(
         id,
         action,
         Some(&snapshot(&before, &ci_ids)),
-        Some(&snapshot(&after, &ci_ids)),
+        // The decision recorded by this move (who, when, why) is part of what changed.
+        Some(&snapshot(&after, &ci_ids).deciding(decision.as_ref())),
     )?);
     Ok(after)
 }
