@@ -10,7 +10,7 @@
 //! runs never create duplicates or lose updates.
 
 pub mod batch;
-pub mod identity;
+pub use super::identity;
 pub mod plan;
 pub mod provenance;
 pub mod reconcile;

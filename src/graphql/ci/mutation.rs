@@ -119,7 +119,8 @@ impl CiMutation {
         expected_version: Option<i32>,
     ) -> Result<ID> {
         let id = parse_id("id", &id)?;
-        let deleted = ci::delete(db(ctx)?, &actor(ctx), id, expected_version).await?;
+        let deleted =
+            crate::domain::ci_deletion::delete(db(ctx)?, &actor(ctx), id, expected_version).await?;
         Ok(ID(deleted.id.to_string()))
     }
 }

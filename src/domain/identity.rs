@@ -11,7 +11,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use super::super::ci_class::ClassCatalog;
+use super::class_catalog::ClassCatalog;
 use crate::error::Result;
 
 /// The longest identifier value kept.
