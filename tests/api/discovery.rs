@@ -751,3 +751,37 @@ async fn the_import_command_checks_the_whole_file_before_writing_and_keys_items_
     }
     assert_eq!(count(app_db).await, 12);
 }
+
+#[tokio::test]
+async fn a_full_sync_item_refused_for_a_bad_value_is_seen_not_stale() {
+    let app = TestApp::spawn().await;
+    let batch = |cpus: Value| {
+        let mut host = server("fs-a", "SN-FSA", 2);
+        host["attributes"]["cpu_count"] = cpus;
+        json!({
+            "source": "inventory", "mode": "FULL_SYNC", "scope": "dc-fs",
+            "items": [host, vm("fs-b")],
+            "relationships": [{ "source": { "externalId": "fs-b" },
+                                "target": { "externalId": "fs-a" }, "type": "hosted_on" }]
+        })
+    };
+    let first = upsert(&app, batch(json!(2))).await;
+    assert_eq!(first["created"], json!(2), "{first}");
+    let host = id_at(&first, 0);
+
+    let second = upsert(&app, batch(json!("two"))).await;
+    assert_eq!(second["rejected"], json!(1), "{second}");
+    assert_eq!(second["items"][0]["error"]["code"], json!("VALIDATION"));
+    assert_eq!(
+        second["stale"],
+        json!(0),
+        "a reported item is not gone: {second}"
+    );
+    let stored = ci(&app, &host).await;
+    assert_eq!(stored["stale"], json!(false), "{stored}");
+    assert_eq!(
+        stored["attributes"]["cpu_count"],
+        json!(2),
+        "the refused value was not taken"
+    );
+}

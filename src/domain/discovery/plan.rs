@@ -134,6 +134,8 @@ impl Plan {
 pub fn needs(batch: &UpsertBatch, prepared: &[Prepared]) -> Needs {
     let item_external_ids: Vec<String> = prepared.iter().map(|p| p.external_id.clone()).collect();
     let mut external_ids = item_external_ids.clone();
+    // Refused items too: the source still reported them (see `plan`).
+    external_ids.extend(batch.items.iter().map(|i| i.external_id.trim().to_owned()));
     let mut ci_ids = Vec::new();
     for relationship in &batch.relationships {
         for end in [&relationship.source, &relationship.target] {
@@ -193,6 +195,18 @@ pub fn plan(
         results[index] = Some(result);
     }
     let placed = items::decide(cx, prepared, snapshot, &mut results, &mut plan, new_id)?;
+    // A refused item was still reported: the CI the source already knows by that id is
+    // seen, not gone. (A full sync would otherwise mark it stale for a value it sent wrong.)
+    for (index, result) in results.iter().enumerate() {
+        let refused = result.as_ref().is_some_and(|r| r.error.is_some());
+        let external_id = batch.items[index].external_id.trim();
+        if refused
+            && snapshot.known.contains_key(external_id)
+            && !plan.seen_identifiers.iter().any(|seen| seen == external_id)
+        {
+            plan.seen_identifiers.push(external_id.to_owned());
+        }
+    }
     plan.item_results = results
         .into_iter()
         .enumerate()
