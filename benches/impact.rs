@@ -260,7 +260,7 @@ async fn run(backend: Backend, size: usize) {
         reqwest::header::AUTHORIZATION,
         format!("Bearer {token}").parse().expect("a header"),
     );
-    let client = reqwest::Client::builder()
+    let client = cmdb::http_client_builder()
         .pool_max_idle_per_host(1)
         .default_headers(headers)
         .build()

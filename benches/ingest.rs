@@ -95,7 +95,7 @@ async fn send_all(url: &str, token: &str, bodies: &[Vec<u8>], clients: usize) ->
             token.to_owned(),
         );
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder()
+            let client = cmdb::http_client_builder()
                 .pool_max_idle_per_host(1)
                 .build()
                 .expect("client");

@@ -141,7 +141,7 @@ fn client(token: &str) -> reqwest::Client {
         reqwest::header::AUTHORIZATION,
         format!("Bearer {token}").parse().expect("a header"),
     );
-    reqwest::Client::builder()
+    cmdb::http_client_builder()
         .pool_max_idle_per_host(1)
         .default_headers(headers)
         .build()

@@ -26,6 +26,7 @@ pub mod clock;
 pub mod customer;
 pub mod demo;
 pub mod discovery;
+pub mod events;
 pub mod graph_log;
 pub mod health;
 pub mod identity;
@@ -42,6 +43,7 @@ pub mod relationship_type;
 pub mod service;
 pub mod service_level;
 pub mod unit_of_work;
+pub mod webhook;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use sea_orm::{

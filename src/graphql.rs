@@ -20,16 +20,19 @@ mod health;
 mod impact;
 mod incident;
 mod lean;
+pub mod live;
 mod loaders;
 mod node;
 mod pagination;
 mod persisted;
 mod relationship;
 mod service;
+mod subscription;
 mod tokens;
+mod webhook;
 
 use async_graphql::parser::types::OperationType;
-use async_graphql::{EmptySubscription, MergedObject, Request, Response, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, Request, Response, Schema, SchemaBuilder};
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
@@ -38,6 +41,7 @@ use crate::domain::CommitGate;
 use crate::domain::audit::Actor;
 use crate::domain::auth::{Principal, TokenCache};
 use crate::domain::changes::ChangeWatch;
+use crate::domain::events::EventHub;
 use crate::domain::impact::GraphCache;
 use crate::error::Error;
 use crate::limits::Limits;
@@ -64,6 +68,7 @@ pub struct Query(
     customer::CustomerQuery,
     health::HealthQuery,
     node::NodeQuery,
+    webhook::WebhookQuery,
 );
 
 /// Everything that can be changed. Every mutation is audited and all-or-nothing.
@@ -78,6 +83,7 @@ pub struct Mutation(
     incident::IncidentMutation,
     change::ChangeMutation,
     customer::CustomerMutation,
+    webhook::WebhookMutation,
 );
 
 impl access::Root for Query {
@@ -88,13 +94,16 @@ impl access::Root for Mutation {
     const OPERATION: OperationType = OperationType::Mutation;
 }
 
-/// The executable schema. Its roots check access as each root field resolves.
-pub type CmdbSchema = Schema<Guarded<Query>, Guarded<Mutation>, EmptySubscription>;
+pub use subscription::Subscription;
+
+/// The executable schema. Its query and mutation roots check access as each root field
+/// resolves; subscriptions are admitted (and checked) before they start.
+pub type CmdbSchema = Schema<Guarded<Query>, Guarded<Mutation>, Subscription>;
 
 /// The schema's shape, with no data attached: for exporting the SDL and for building the
 /// server's schema.
-pub fn schema_builder() -> SchemaBuilder<Guarded<Query>, Guarded<Mutation>, EmptySubscription> {
-    Schema::build(Guarded::default(), Guarded::default(), EmptySubscription)
+pub fn schema_builder() -> SchemaBuilder<Guarded<Query>, Guarded<Mutation>, Subscription> {
+    Schema::build(Guarded::default(), Guarded::default(), Subscription)
 }
 
 /// The schema a server runs: the shape, the database and the settings. It attaches no
@@ -105,6 +114,7 @@ pub fn build_schema(
     metrics: Arc<Metrics>,
     tokens: Arc<TokenCache>,
     watch: Arc<ChangeWatch>,
+    hub: Arc<EventHub>,
 ) -> CmdbSchema {
     schema_builder()
         .limit_depth(settings.limits.max_query_depth)
@@ -115,6 +125,8 @@ pub fn build_schema(
         .data(Arc::new(GraphCache::watched(watch.clone())))
         .data(Arc::new(loaders::SharedCatalogs::watched(watch)))
         .data(Arc::new(settings.discovery.clone()))
+        .data(hub)
+        .data(settings.webhooks.policy.clone())
         .data(AccessPolicy {
             allow_anonymous_read: settings.allow_anonymous_read,
         })
@@ -193,6 +205,8 @@ pub enum Transport {
     Post,
     /// An HTTP `GET`: queries only.
     Get,
+    /// A WebSocket message: any operation, subscriptions included.
+    Socket,
 }
 
 async fn admit(
@@ -374,6 +388,12 @@ fn carries_nul(request: &Request) -> bool {
             .variables
             .iter()
             .any(|(name, value)| name.contains('\0') || in_value(value))
+}
+
+/// Whether the caller may read at all: what a WebSocket connection needs before any
+/// operation arrives (each operation is then checked like any other request).
+pub fn may_read(principal: Option<&Principal>, allow_anonymous_read: bool) -> Result<(), Error> {
+    access::check_read(principal, allow_anonymous_read)
 }
 
 /// A response refusing the whole request, with the error's code.

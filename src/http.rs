@@ -1,4 +1,5 @@
-//! The HTTP surface: GraphQL over HTTP on `/graphql` (`POST`, and `GET` for queries), the
+//! The HTTP surface: GraphQL over HTTP on `/graphql` (`POST`, and `GET` for queries),
+//! GraphQL over WebSocket on `/graphql/ws` (subscriptions, see `socket.rs`), the
 //! web console on `/` and `/ui/...`, GraphiQL for a browser's `GET /graphql`, `GET /healthz`,
 //! `GET /metrics`, CORS, a body size limit, one log span per GraphQL operation, and
 //! graceful shutdown.
@@ -24,13 +25,18 @@ use tracing::Instrument;
 
 use crate::domain::auth::{Principal, TokenCache};
 use crate::domain::changes::{self, ChangeWatch};
+use crate::domain::events::{EventHub, HubReader};
+use crate::domain::webhook::delivery;
 use crate::error::Error;
+use crate::graphql::live::SubscriptionCounts;
 use crate::graphql::{self, CmdbSchema, Transport};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::settings::EventSettings;
 use crate::settings::Settings;
 use wire::Media;
 
+mod socket;
 mod wire;
 
 /// What the handlers share.
@@ -44,6 +50,12 @@ pub struct AppState {
     /// stops with the last clone of the state.
     watch: Arc<ChangeWatch>,
     _listener: Option<Arc<changes::Listener>>,
+    /// Reads committed events for live updates; stops with the last clone of the state.
+    _hub_reader: Option<Arc<HubReader>>,
+    /// Delivers events to webhooks; stops with the last clone of the state.
+    _webhook_worker: Option<Arc<delivery::Worker>>,
+    subscription_counts: Arc<SubscriptionCounts>,
+    events: EventSettings,
     allow_anonymous_read: bool,
     metrics_require_token: bool,
     max_body_bytes: usize,
@@ -69,9 +81,18 @@ impl AppState {
         let poll_interval = settings
             .change_poll_interval
             .unwrap_or(changes::POLL_INTERVAL);
-        let listener = tokio::runtime::Handle::try_current()
-            .ok()
-            .map(|_| Arc::new(changes::listen(&db, &watch, poll_interval)));
+        let in_runtime = tokio::runtime::Handle::try_current().is_ok();
+        let listener = in_runtime.then(|| Arc::new(changes::listen(&db, &watch, poll_interval)));
+        let hub = EventHub::new(settings.events.subscriber_buffer);
+        let hub_reader = in_runtime
+            .then(|| Arc::new(hub.spawn_reader(db.clone(), &watch, settings.events.fallback_poll)));
+        let webhook_worker = (in_runtime && settings.webhooks.deliver).then(|| {
+            Arc::new(delivery::spawn(
+                db.clone(),
+                &watch,
+                settings.webhooks.clone(),
+            ))
+        });
         let tokens = Arc::new(TokenCache::watched(
             db.clone(),
             settings.clock.clone(),
@@ -81,13 +102,18 @@ impl AppState {
             allow_anonymous_read: settings.allow_anonymous_read,
             metrics_require_token: settings.metrics_require_token,
             max_body_bytes: settings.limits.max_body_bytes,
+            events: settings.events.clone(),
             schema: graphql::build_schema(
                 db.clone(),
                 settings,
                 metrics.clone(),
                 tokens.clone(),
                 watch.clone(),
+                hub,
             ),
+            _hub_reader: hub_reader,
+            _webhook_worker: webhook_worker,
+            subscription_counts: Arc::default(),
             tokens,
             metrics,
             watch,
@@ -110,6 +136,7 @@ pub struct HttpOptions {
 pub fn app(state: AppState, options: &HttpOptions) -> Router {
     let mut router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphql/ws", get(socket::upgrade))
         .route("/", get(crate::console::page))
         .route("/ui", get(crate::console::page))
         .route("/ui/assets/{*path}", get(crate::console::file))

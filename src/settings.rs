@@ -2,6 +2,7 @@
 
 use crate::domain::clock::Clock;
 use crate::domain::discovery::DiscoveryConfig;
+use crate::domain::webhook::delivery::DeliverySettings;
 use crate::limits::Limits;
 
 /// A server's settings.
@@ -19,4 +20,42 @@ pub struct Settings {
     /// `cmdb token revoke`); `None`: every [`POLL_INTERVAL`](crate::domain::changes::POLL_INTERVAL).
     /// Tests that count statements set it long, so that no look lands inside what they count.
     pub change_poll_interval: Option<std::time::Duration>,
+    /// Live updates: buffers, limits and keep-alive of subscriptions.
+    pub events: EventSettings,
+    /// How webhooks are delivered to, and where they may point.
+    pub webhooks: DeliverySettings,
+}
+
+/// Live updates over WebSocket.
+#[derive(Debug, Clone)]
+pub struct EventSettings {
+    /// How many events a subscriber may fall behind before its subscription is ended with
+    /// `SUBSCRIBER_TOO_SLOW` (it resumes with `after`, losing nothing).
+    pub subscriber_buffer: usize,
+    /// Most subscriptions one WebSocket connection may hold at once.
+    pub subscriptions_per_connection: usize,
+    /// Most subscriptions one token may hold at once, over all its connections.
+    pub subscriptions_per_token: usize,
+    /// How often the server pings a WebSocket client.
+    pub ping_interval: std::time::Duration,
+    /// How long a WebSocket client may stay silent (no message, no pong) before the server
+    /// closes the connection.
+    pub idle_timeout: std::time::Duration,
+    /// The longest the server goes without looking for new events when nothing told it of
+    /// any (they are normally seen at once: commits in this instance, notifications from
+    /// others).
+    pub fallback_poll: std::time::Duration,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        EventSettings {
+            subscriber_buffer: 1024,
+            subscriptions_per_connection: 20,
+            subscriptions_per_token: 200,
+            ping_interval: std::time::Duration::from_secs(20),
+            idle_timeout: std::time::Duration::from_secs(60),
+            fallback_poll: std::time::Duration::from_secs(1),
+        }
+    }
 }

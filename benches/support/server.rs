@@ -89,7 +89,7 @@ pub async fn start(database_url: &str, role: &str) -> Server {
         url: format!("http://127.0.0.1:{port}"),
         token,
     };
-    let client = reqwest::Client::new();
+    let client = cmdb::http_client();
     for _ in 0..1200 {
         if let Ok(response) = client.get(format!("{}/healthz", server.url)).send().await
             && response.status().is_success()

@@ -32,3 +32,5 @@ pub mod service;
 pub mod service_level;
 pub mod service_member;
 pub mod values;
+pub mod webhook;
+pub mod webhook_delivery;

@@ -15,6 +15,7 @@ mod m20261126_000006_service_management;
 mod m20261202_000007_record_integrity;
 mod m20261204_000008_records_keep_their_links;
 mod m20261204_000009_names_ignore_case;
+mod m20261204_000010_webhooks;
 
 /// Every migration of the cmdb schema, oldest first.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_record_integrity::Migration),
             Box::new(m20261204_000008_records_keep_their_links::Migration),
             Box::new(m20261204_000009_names_ignore_case::Migration),
+            Box::new(m20261204_000010_webhooks::Migration),
         ]
     }
 }

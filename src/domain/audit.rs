@@ -83,6 +83,7 @@ pub enum EntityType {
     Customer,
     ServiceLevel,
     PriorityRule,
+    Webhook,
 }
 
 impl EntityType {
@@ -101,6 +102,7 @@ impl EntityType {
             EntityType::Customer => "CUSTOMER",
             EntityType::ServiceLevel => "SERVICE_LEVEL",
             EntityType::PriorityRule => "PRIORITY_RULE",
+            EntityType::Webhook => "WEBHOOK",
         }
     }
 
@@ -119,6 +121,7 @@ impl EntityType {
             EntityType::Customer,
             EntityType::ServiceLevel,
             EntityType::PriorityRule,
+            EntityType::Webhook,
         ]
         .into_iter()
         .find(|t| t.as_str() == text)
@@ -229,6 +232,22 @@ mod tests {
         assert_eq!(Actor::named("  ").name(), "anonymous");
         assert_eq!(Actor::named(" discovery ").name(), "discovery");
     }
+}
+
+/// Makes this transaction's audit ids follow commit order: on PostgreSQL, writers take
+/// turns (a transaction-scoped advisory lock per schema, held to the commit) from just
+/// before their audit rows take ids until they commit. Otherwise a reader of the trail
+/// could see id 11 committed before id 10, move its cursor past 10 and never see it.
+/// SQLite needs nothing: its writers already take turns for the whole transaction.
+pub(super) async fn take_commit_turn(db: &impl ConnectionTrait) -> Result<()> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    db.execute_unprepared(
+        "SELECT pg_advisory_xact_lock(hashtext('cmdb_event_order:' || current_schema()))",
+    )
+    .await?;
+    Ok(())
 }
 
 /// Writes the events of a unit of work to the trail, in its transaction, in as few

@@ -126,7 +126,7 @@ pub struct ChangeFilter {
 }
 
 impl ChangeFilter {
-    fn condition(&self) -> Condition {
+    pub(crate) fn condition(&self) -> Condition {
         use change_request::Column;
         let mut condition = Condition::all();
         if let Some(states) = &self.states {

@@ -41,10 +41,12 @@ pub enum Topic {
     Catalog,
     /// API tokens.
     Tokens,
+    /// Any committed event (the audit trail grew): live updates and webhooks.
+    Events,
 }
 
 impl Topic {
-    const ALL: [Topic; 3] = [Topic::Graph, Topic::Catalog, Topic::Tokens];
+    const ALL: [Topic; 4] = [Topic::Graph, Topic::Catalog, Topic::Tokens, Topic::Events];
 
     fn index(self) -> usize {
         self as usize
@@ -55,6 +57,7 @@ impl Topic {
             Topic::Graph => "graph",
             Topic::Catalog => "catalog",
             Topic::Tokens => "tokens",
+            Topic::Events => "events",
         }
     }
 
@@ -63,9 +66,12 @@ impl Topic {
     }
 }
 
-/// The topics that committed events touch.
+/// The topics that committed events touch: every non-empty commit touches [`Topic::Events`].
 pub fn topics_of(events: &[Event]) -> Vec<Topic> {
     let mut topics = Vec::new();
+    if !events.is_empty() {
+        topics.push(Topic::Events);
+    }
     for event in events {
         let touched: &[Topic] = match event.entity_type {
             EntityType::ConfigurationItem | EntityType::Relationship | EntityType::Service => {
@@ -88,8 +94,10 @@ pub fn topics_of(events: &[Event]) -> Vec<Topic> {
 /// The generations of the topics of one database, as this process knows them.
 #[derive(Debug)]
 pub struct ChangeWatch {
-    generations: [AtomicU64; 3],
+    generations: [AtomicU64; 4],
     listening: AtomicBool,
+    /// Moves with every bump, for tasks that wait for news rather than check for it.
+    moved: tokio::sync::watch::Sender<u64>,
 }
 
 /// A cache's mark: the generation of its topic when it was filled, if the watch was
@@ -102,7 +110,19 @@ impl ChangeWatch {
         Arc::new(ChangeWatch {
             generations: Default::default(),
             listening: AtomicBool::new(false),
+            moved: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// A receiver that is told whenever any topic moves (or the watch starts or stops
+    /// listening): whoever waits on it then looks at what changed.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.moved.subscribe()
+    }
+
+    /// The generation of `topic`, whether or not the watch listens.
+    pub fn generation(&self, topic: Topic) -> u64 {
+        self.generations[topic.index()].load(Ordering::SeqCst)
     }
 
     /// The mark to keep with data about to be read from the database: take it before
@@ -126,6 +146,10 @@ impl ChangeWatch {
     pub fn bump(&self, topics: &[Topic]) {
         for topic in topics {
             self.generations[topic.index()].fetch_add(1, Ordering::SeqCst);
+        }
+        if !topics.is_empty() {
+            self.moved
+                .send_modify(|moved| *moved = moved.wrapping_add(1));
         }
     }
 
@@ -368,13 +392,17 @@ mod tests {
         };
         assert_eq!(
             topics_of(&[event(EntityType::Relationship), event(EntityType::Service)]),
-            [Topic::Graph]
+            [Topic::Events, Topic::Graph]
         );
         assert_eq!(
             topics_of(&[event(EntityType::RelationshipType)]),
-            [Topic::Graph, Topic::Catalog]
+            [Topic::Events, Topic::Graph, Topic::Catalog]
         );
-        assert_eq!(topics_of(&[event(EntityType::ApiToken)]), [Topic::Tokens]);
-        assert!(topics_of(&[event(EntityType::Incident)]).is_empty());
+        assert_eq!(
+            topics_of(&[event(EntityType::ApiToken)]),
+            [Topic::Events, Topic::Tokens]
+        );
+        assert_eq!(topics_of(&[event(EntityType::Incident)]), [Topic::Events]);
+        assert!(topics_of(&[]).is_empty());
     }
 }

@@ -111,7 +111,7 @@ pub struct IncidentFilter {
 }
 
 impl IncidentFilter {
-    fn condition(&self) -> Condition {
+    pub(crate) fn condition(&self) -> Condition {
         use incident::Column;
         let mut condition = Condition::all();
         if let Some(states) = &self.states {

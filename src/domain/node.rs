@@ -19,10 +19,11 @@ pub enum UuidKind {
     Change,
     Customer,
     ApiToken,
+    Webhook,
 }
 
 /// Each kind with its table, in the order they are looked in.
-const TABLES: [(UuidKind, &str); 7] = [
+const TABLES: [(UuidKind, &str); 8] = [
     (UuidKind::ConfigurationItem, "configuration_item"),
     (UuidKind::Relationship, "relationship"),
     (UuidKind::Service, "service"),
@@ -30,6 +31,7 @@ const TABLES: [(UuidKind, &str); 7] = [
     (UuidKind::Change, "change_request"),
     (UuidKind::Customer, "customer"),
     (UuidKind::ApiToken, "api_token"),
+    (UuidKind::Webhook, "webhook"),
 ];
 
 /// A global id, parsed.

@@ -10,6 +10,9 @@
 //!   the next graph version just before it commits (see [`super::graph_log`]);
 //! - whoever listens for changes hears of them after they are committed, never before:
 //!   this process at once, other instances through the database (see [`super::changes`]);
+//! - audit event ids grow in commit order (writers take turns from the audit write to the
+//!   commit), so the trail doubles as the event log that live updates and webhooks read
+//!   forward from an id without ever skipping an event committed later with a smaller id;
 //! - a unit of work dropped without commit (an error, a cancelled request) is rolled back
 //!   explicitly and at once, so no abandoned transaction keeps its locks.
 //!
@@ -152,6 +155,9 @@ impl UnitOfWork {
         let topics = changes::topics_of(&events);
         let written = async {
             let started = std::time::Instant::now();
+            if !events.is_empty() {
+                audit::take_commit_turn(&txn).await?;
+            }
             audit::write(&txn, &self.actor, &events).await?;
             let audited = started.elapsed();
             graph_log::note(&txn, &events).await?;

@@ -77,6 +77,9 @@ pub const ADMINISTER: &[&str] = &[
     "revokeApiToken",
     "setPriorityRule",
     "setServiceLevel",
+    "createWebhook",
+    "updateWebhook",
+    "deleteWebhook",
 ];
 
 /// The mutation tables with the permission each needs.
@@ -87,7 +90,7 @@ const MUTATIONS: [(Permission, &[&str]); 4] = [
     (Permission::Administer, ADMINISTER),
 ];
 
-/// Queries (and subscriptions) any reader may run.
+/// Queries any reader may run.
 pub const READ: &[&str] = &[
     "configurationItem",
     "configurationItems",
@@ -119,8 +122,20 @@ pub const READ: &[&str] = &[
     "nodes",
 ];
 
+/// Subscriptions any reader may hold.
+pub const SUBSCRIBE: &[&str] = &[
+    "configurationItemChanged",
+    "relationshipChanged",
+    "incidentChanged",
+    "changeChanged",
+    "serviceImpactChanged",
+];
+
+/// The subscription tables with the permission each needs.
+const SUBSCRIPTIONS: [(Permission, &[&str]); 1] = [(Permission::Read, SUBSCRIBE)];
+
 /// Queries only an admin may run.
-pub const ADMIN_QUERIES: &[&str] = &["apiTokens"];
+pub const ADMIN_QUERIES: &[&str] = &["apiTokens", "webhooks", "webhookDeliveries"];
 
 /// The query tables with the permission each needs.
 const QUERIES: [(Permission, &[&str]); 2] = [
@@ -131,8 +146,9 @@ const QUERIES: [(Permission, &[&str]); 2] = [
 /// The permission a root field needs.
 pub fn permission(operation: OperationType, field: &str) -> Permission {
     let tables: &[(Permission, &[&str])] = match operation {
-        OperationType::Query | OperationType::Subscription => &QUERIES,
+        OperationType::Query => &QUERIES,
         OperationType::Mutation => &MUTATIONS,
+        OperationType::Subscription => &SUBSCRIPTIONS,
     };
     tables
         .iter()
@@ -146,8 +162,9 @@ pub fn permission(operation: OperationType, field: &str) -> Permission {
 /// has, not one a client made up.
 pub fn is_listed(operation: OperationType, field: &str) -> bool {
     let tables: &[(Permission, &[&str])] = match operation {
-        OperationType::Query | OperationType::Subscription => &QUERIES,
+        OperationType::Query => &QUERIES,
         OperationType::Mutation => &MUTATIONS,
+        OperationType::Subscription => &SUBSCRIPTIONS,
     };
     field == "__schema"
         || field == "__type"
@@ -330,23 +347,27 @@ pub fn authorize(
 }
 
 /// The kinds of record whose audit events the caller may not read: the API tokens' (names,
-/// roles, who made and revoked them) are for admins, as `apiTokens` is.
+/// roles, who made and revoked them) and the webhooks' (where events go) are for admins, as
+/// `apiTokens` and `webhooks` are.
 pub fn hidden_audit_types(principal: Option<&Principal>) -> Vec<EntityType> {
     match principal {
         Some(principal) if principal.role.allows(Permission::Administer) => Vec::new(),
-        _ => vec![EntityType::ApiToken],
+        _ => vec![EntityType::ApiToken, EntityType::Webhook],
     }
 }
 
 /// Whether the caller may read a record of `kind` fetched by id (`node`, `nodes`): API
-/// tokens are for admins, as `apiTokens` is.
+/// tokens and webhooks are for admins, as `apiTokens` and `webhooks` are.
 pub fn check_node_kind(
     principal: Option<&Principal>,
     kind: crate::domain::node::UuidKind,
 ) -> Result<(), Error> {
     let admin = principal.is_some_and(|p| p.role.allows(Permission::Administer));
-    if kind == crate::domain::node::UuidKind::ApiToken && !admin {
-        return Err(Error::Forbidden("API tokens are for admins".into()));
+    use crate::domain::node::UuidKind;
+    if matches!(kind, UuidKind::ApiToken | UuidKind::Webhook) && !admin {
+        return Err(Error::Forbidden(
+            "API tokens and webhooks are for admins".into(),
+        ));
     }
     Ok(())
 }

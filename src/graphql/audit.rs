@@ -42,6 +42,8 @@ pub enum AuditEntityType {
     ServiceLevel,
     /// A cell of the priority matrix.
     PriorityRule,
+    /// A webhook (never its secret).
+    Webhook,
 }
 
 /// What an audited write did.

@@ -320,7 +320,7 @@ pub struct ChangeFilter {
 }
 
 impl ChangeFilter {
-    fn into_domain(self) -> Result<changes::ChangeFilter, Error> {
+    pub(super) fn into_domain(self) -> Result<changes::ChangeFilter, Error> {
         Ok(changes::ChangeFilter {
             states: self
                 .states

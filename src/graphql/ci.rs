@@ -468,7 +468,7 @@ pub struct ConfigurationItemFilter {
 }
 
 impl ConfigurationItemFilter {
-    fn into_domain(self) -> Result<ci::CiFilter, Error> {
+    pub(super) fn into_domain(self) -> Result<ci::CiFilter, Error> {
         Ok(ci::CiFilter {
             ids: self
                 .ids

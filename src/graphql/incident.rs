@@ -331,7 +331,7 @@ pub struct IncidentFilter {
 }
 
 impl IncidentFilter {
-    fn into_domain(self) -> Result<incidents::IncidentFilter, crate::error::Error> {
+    pub(super) fn into_domain(self) -> Result<incidents::IncidentFilter, crate::error::Error> {
         Ok(incidents::IncidentFilter {
             states: self
                 .states

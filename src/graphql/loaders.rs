@@ -144,6 +144,13 @@ pub fn for_request(db: DatabaseConnection, tasks: &LoaderTasks) -> Loaders {
     DataLoader::new(CmdbLoader { db }, move |task| tasks.spawn(task)).delay(Duration::ZERO)
 }
 
+/// Loaders for a subscription: its events are resolved one at a time, long after the
+/// subscription started, so batch loads run as tasks of their own (and nothing is cached
+/// between events).
+pub fn for_subscription(db: DatabaseConnection) -> Loaders {
+    DataLoader::new(CmdbLoader { db }, tokio::spawn).delay(Duration::ZERO)
+}
+
 /// The catalogues as the server last read them, kept while the change watch says no
 /// class or relationship type changed since (see `domain::changes`).
 #[derive(Default)]

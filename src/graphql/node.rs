@@ -25,6 +25,7 @@ use super::incident::Incident;
 use super::relationship::Relationship;
 use super::service::Service;
 use super::tokens::ApiToken;
+use super::webhook::Webhook;
 use crate::limits::Limits;
 
 /// An object that can be fetched again by its id alone, with `node(id)`.
@@ -46,6 +47,7 @@ pub enum Node {
     RelationshipType(RelationshipType),
     AuditEvent(AuditEvent),
     ApiToken(ApiToken),
+    Webhook(Webhook),
 }
 
 /// Fetching any object by its global id.
@@ -102,6 +104,9 @@ async fn fetch(ctx: &Context<'_>, field: &str, id: &ID) -> Result<Option<Node>> 
                     Some(info) => Node::ApiToken(ApiToken(info)),
                     None => return Ok(None),
                 },
+                UuidKind::Webhook => {
+                    Node::Webhook(Webhook(crate::domain::webhook::get(db, id).await?))
+                }
             })
         }
         GlobalId::CiClass(id) => {

@@ -54,7 +54,7 @@ async fn start_driver() -> Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
     };
-    let client = reqwest::Client::new();
+    let client = cmdb::http_client();
     let status = format!("{}/status", driver.url);
     let ready = tokio::time::timeout(PATIENCE, async {
         loop {

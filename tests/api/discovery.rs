@@ -583,7 +583,7 @@ async fn concurrent_scripts_on_overlapping_cis_create_no_duplicates_and_lose_no_
             .token(&format!("script-{script}"), Role::Discovery)
             .await;
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = cmdb::http_client();
             // Every script reports every host (same serial numbers, its own ids), in
             // batches of five, each setting an attribute of its own.
             for chunk in 0..hosts / 5 {

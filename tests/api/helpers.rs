@@ -223,6 +223,18 @@ impl TestApp {
         .await
     }
 
+    /// Another instance on the same database with other settings.
+    pub async fn another_instance_with(&self, settings: Settings) -> TestApp {
+        Self::serve(
+            self.config.clone(),
+            settings,
+            HttpOptions::default(),
+            self._guard.clone(),
+            self.tokens.clone(),
+        )
+        .await
+    }
+
     /// The token named `name`, created with `role` the first time it is asked for.
     pub async fn token(&self, name: &str, role: Role) -> String {
         if let Some(token) = self.tokens.lock().expect("tokens").get(name) {
@@ -277,7 +289,7 @@ impl TestApp {
         });
         TestApp {
             address,
-            client: reqwest::Client::new(),
+            client: cmdb::http_client(),
             db,
             statements,
             config,

@@ -168,7 +168,7 @@ async fn the_binary_migrates_serves_and_stops_gracefully_on_sigterm() {
             .any(|e| e["message"] == json!("demo estate loaded"))
     );
     let base = format!("http://{}", address.expect("an address"));
-    let client = reqwest::Client::new();
+    let client = cmdb::http_client();
     let health = client
         .get(format!("{base}/healthz"))
         .send()

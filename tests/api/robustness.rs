@@ -273,7 +273,7 @@ async fn a_server_killed_during_a_batch_keeps_all_of_it_or_none() {
         .output()
         .expect("a token");
     let token = String::from_utf8_lossy(&created.stdout).trim().to_owned();
-    let client = reqwest::Client::new();
+    let client = cmdb::http_client();
     let items: Vec<Value> = (0..3_000)
         .map(|i| json!({ "class": "virtual_machine", "name": format!("vm-{i}"), "externalId": format!("vm-{i}"),
                           "attributes": { "vm_uuid": format!("u-{i}"), "cpu_count": 4 } }))

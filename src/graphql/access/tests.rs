@@ -99,6 +99,32 @@ async fn every_mutation_is_listed_in_exactly_one_table() {
 }
 
 #[tokio::test]
+async fn every_subscription_is_listed_and_an_unlisted_one_needs_admin() {
+    let fields = fields_of("Subscription").await;
+    assert!(!fields.is_empty());
+    for name in &fields {
+        assert!(
+            SUBSCRIBE.contains(&name.as_str()),
+            "subscription `{name}` is not listed"
+        );
+    }
+    for name in SUBSCRIBE {
+        assert!(
+            fields.iter().any(|f| f == name),
+            "`{name}` is listed but is not a subscription"
+        );
+    }
+    assert_eq!(
+        permission(OperationType::Subscription, "somethingNew"),
+        Permission::Administer
+    );
+    assert_eq!(
+        permission(OperationType::Subscription, "configurationItemChanged"),
+        Permission::Read
+    );
+}
+
+#[tokio::test]
 async fn every_query_is_listed_in_exactly_one_table_and_an_unlisted_one_needs_admin() {
     let fields = fields_of("Query").await;
     assert!(!fields.is_empty());

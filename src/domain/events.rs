@@ -1,0 +1,273 @@
+//! Committed events, read forward: what live updates (subscriptions) and webhooks send.
+//!
+//! The audit trail is the event log. Every unit of work writes its events to it in the
+//! transaction of the change (an outbox: an event exists exactly when its change does), and
+//! audit ids grow in commit order (see [`super::audit::take_commit_turn`]). So an event's id
+//! is its `eventId`, and "everything after event 41" is one indexed range read that can
+//! never skip an event committed later with a smaller id.
+//!
+//! Each server runs one [`EventHub`]: a reader woken by the change watch (at once after a
+//! commit in this process; through `LISTEN/NOTIFY` for other instances on PostgreSQL; by the
+//! `data_version` poll for other processes on SQLite; and, whatever happens, every
+//! `fallback` interval) reads the new events once and broadcasts them to every follower.
+//! A follower ([`EventHub::follow`]) that resumes after an id first replays the log from the
+//! database, page by page as it is consumed, then goes live, with no gap and no duplicate
+//! at the seam. A follower that falls behind the broadcast buffer is ended with
+//! `SUBSCRIBER_TOO_SLOW` rather than silently skipping events; it resumes with `after`.
+
+pub mod matching;
+pub mod service_health;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use entity::audit_event;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use tokio::sync::broadcast;
+
+use super::audit::EntityType;
+use super::changes::ChangeWatch;
+use super::{Error, Result};
+
+/// One committed event, shared by every follower that receives it.
+pub type StoredEvent = Arc<audit_event::Model>;
+
+/// How many events one read of the log takes.
+const PAGE: u64 = 500;
+
+/// The events committed to one database, as this server hears of them.
+#[derive(Debug)]
+pub struct EventHub {
+    sender: broadcast::Sender<StoredEvent>,
+    /// The id of the newest event broadcast (or known at start); -1 until the reader ran.
+    published: AtomicI64,
+}
+
+/// Stops the hub's reader when dropped.
+#[derive(Debug)]
+pub struct HubReader(tokio::task::JoinHandle<()>);
+
+impl Drop for HubReader {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl EventHub {
+    /// A hub whose followers may fall at most `buffer` events behind.
+    pub fn new(buffer: usize) -> Arc<Self> {
+        let (sender, _) = broadcast::channel(buffer.max(16));
+        Arc::new(EventHub {
+            sender,
+            published: AtomicI64::new(-1),
+        })
+    }
+
+    /// Starts reading the log of `db` forward from its newest event: whenever `watch`
+    /// moves, and at least every `fallback`.
+    pub fn spawn_reader(
+        self: &Arc<Self>,
+        db: DatabaseConnection,
+        watch: &Arc<ChangeWatch>,
+        fallback: Duration,
+    ) -> HubReader {
+        let hub = Arc::downgrade(self);
+        let mut moved = watch.subscribe();
+        HubReader(tokio::spawn(async move {
+            let mut last = loop {
+                match newest_id(&db).await {
+                    Ok(id) => break id,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot read the event log; trying again");
+                        tokio::time::sleep(fallback).await;
+                    }
+                }
+            };
+            loop {
+                let Some(strong) = hub.upgrade() else {
+                    return;
+                };
+                match strong.publish_after(&db, last).await {
+                    Ok(newest) => last = newest,
+                    Err(err) => tracing::warn!(error = %err, "reading new events failed"),
+                }
+                drop(strong);
+                tokio::select! {
+                    changed = moved.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(fallback) => {}
+                }
+            }
+        }))
+    }
+
+    /// Broadcasts every event after `last`, oldest first; the id of the newest.
+    async fn publish_after(&self, db: &DatabaseConnection, mut last: i64) -> Result<i64> {
+        loop {
+            let rows = read_after(db, last, &[], PAGE).await?;
+            let full = rows.len() as u64 == PAGE;
+            for row in rows {
+                last = row.id;
+                // No follower listening is fine: nobody is waiting for it.
+                let _ = self.sender.send(Arc::new(row));
+            }
+            self.published.store(last, Ordering::SeqCst);
+            if !full {
+                return Ok(last);
+            }
+        }
+    }
+
+    /// The id of the newest event this server has broadcast (-1 before its first read).
+    pub fn published(&self) -> i64 {
+        self.published.load(Ordering::SeqCst)
+    }
+
+    /// The events about `kinds` (all kinds when empty), in commit order: from the log after
+    /// `after` if given, then live. Ends with `SUBSCRIBER_TOO_SLOW` when the follower falls
+    /// further behind than the buffer; a resume from the last event it got loses nothing.
+    pub async fn follow(
+        self: &Arc<Self>,
+        db: DatabaseConnection,
+        after: Option<i64>,
+        kinds: Vec<EntityType>,
+    ) -> Result<BoxStream<'static, Result<StoredEvent>>> {
+        // Listen first, then read the log: whatever is committed meanwhile arrives on both
+        // and is let through once.
+        let live = self.sender.subscribe();
+        let (replaying, emitted) = match after {
+            Some(after) => {
+                if after < 0 {
+                    return Err(Error::invalid(
+                        "after",
+                        "`after` must be an event id (>= 0)",
+                    ));
+                }
+                let newest = newest_id(&db).await?;
+                if after > newest {
+                    return Err(Error::invalid(
+                        "after",
+                        format!("`after`: no event {after} yet (the newest is {newest})"),
+                    ));
+                }
+                (true, after)
+            }
+            // Only what is broadcast from now on arrives: all of it is new.
+            None => (false, 0),
+        };
+        let follower = Follower {
+            db,
+            kinds,
+            live,
+            replaying,
+            emitted,
+            pending: VecDeque::new(),
+            ended: false,
+        };
+        Ok(stream::unfold(follower, |mut f| async move {
+            let next = f.next().await?;
+            Some((next, f))
+        })
+        .boxed())
+    }
+}
+
+struct Follower {
+    db: DatabaseConnection,
+    kinds: Vec<EntityType>,
+    live: broadcast::Receiver<StoredEvent>,
+    replaying: bool,
+    /// The id of the last event let through (or skipped by the replay's read): nothing at or
+    /// below it is let through again.
+    emitted: i64,
+    pending: VecDeque<StoredEvent>,
+    ended: bool,
+}
+
+impl Follower {
+    async fn next(&mut self) -> Option<Result<StoredEvent>> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            if let Some(event) = self.pending.pop_front() {
+                self.emitted = event.id;
+                return Some(Ok(event));
+            }
+            if self.replaying {
+                match read_after(&self.db, self.emitted, &self.kinds, PAGE).await {
+                    Ok(rows) => {
+                        self.replaying = rows.len() as u64 == PAGE;
+                        self.pending.extend(rows.into_iter().map(Arc::new));
+                        continue;
+                    }
+                    Err(err) => {
+                        self.ended = true;
+                        return Some(Err(err));
+                    }
+                }
+            }
+            match self.live.recv().await {
+                Ok(event) => {
+                    if event.id <= self.emitted || !self.wants(&event) {
+                        continue;
+                    }
+                    self.emitted = event.id;
+                    return Some(Ok(event));
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    self.ended = true;
+                    return Some(Err(Error::SubscriberTooSlow(format!(
+                        "the subscriber fell {missed} events behind and was ended; subscribe \
+                         again with `after` set to the last eventId received to get every \
+                         event since (limit `subscriber_buffer`)"
+                    ))));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    fn wants(&self, event: &audit_event::Model) -> bool {
+        self.kinds.is_empty()
+            || self
+                .kinds
+                .iter()
+                .any(|kind| kind.as_str() == event.entity_type)
+    }
+}
+
+/// The id of the newest event (0 when there is none).
+pub(crate) async fn newest_id(db: &impl ConnectionTrait) -> Result<i64> {
+    let newest: Option<Option<i64>> = audit_event::Entity::find()
+        .select_only()
+        .column_as(audit_event::Column::Id.max(), "newest")
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(newest.flatten().unwrap_or(0))
+}
+
+/// Up to `limit` events after `after` about `kinds` (all when empty), oldest first.
+pub async fn read_after(
+    db: &impl ConnectionTrait,
+    after: i64,
+    kinds: &[EntityType],
+    limit: u64,
+) -> Result<Vec<audit_event::Model>> {
+    let mut select = audit_event::Entity::find().filter(audit_event::Column::Id.gt(after));
+    if !kinds.is_empty() {
+        select =
+            select.filter(audit_event::Column::EntityType.is_in(kinds.iter().map(|k| k.as_str())));
+    }
+    Ok(select
+        .order_by_asc(audit_event::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}

@@ -1,0 +1,200 @@
+//! Which events a follower wants, decided on the event alone (no database round trip per
+//! event and follower), and what an event changed. Pure functions.
+
+use entity::configuration_item;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, prelude::Json,
+};
+use uuid::Uuid;
+
+use crate::domain::change::ChangeFilter;
+use crate::domain::ci::CiFilter;
+use crate::domain::class_catalog::ClassCatalog;
+use crate::domain::incident::IncidentFilter;
+use crate::domain::{Result, TextMatch};
+
+/// Fields every change moves and that say nothing of what changed.
+const BOOKKEEPING: &[&str] = &["version", "updated_at", "provenance"];
+
+/// The fields that differ between two states of a record, in a stable order: top-level
+/// fields by name, and inside `attributes` each attribute as `attributes.<name>`. A create
+/// lists every field it set; a delete every field it had.
+pub fn changed_fields(before: Option<&Json>, after: Option<&Json>) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let as_map = |state: Option<&Json>| match state {
+        Some(Json::Object(map)) => map.clone(),
+        _ => empty.clone(),
+    };
+    let (before, after) = (as_map(before), as_map(after));
+    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut changed = Vec::new();
+    for key in keys {
+        if BOOKKEEPING.contains(&key.as_str()) {
+            continue;
+        }
+        let (old, new) = (before.get(key), after.get(key));
+        if old == new {
+            continue;
+        }
+        match (key.as_str(), old, new) {
+            ("attributes", old, new) => {
+                let old = old.and_then(Json::as_object).cloned().unwrap_or_default();
+                let new = new.and_then(Json::as_object).cloned().unwrap_or_default();
+                let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+                names.sort();
+                names.dedup();
+                changed.extend(
+                    names
+                        .into_iter()
+                        .filter(|name| old.get(*name) != new.get(*name))
+                        .map(|name| format!("attributes.{name}")),
+                );
+            }
+            _ => changed.push(key.clone()),
+        }
+    }
+    changed
+}
+
+/// The CI's state an event carries: after the change, or before it for a delete.
+pub fn ci_state(before: Option<&Json>, after: Option<&Json>) -> Option<configuration_item::Model> {
+    after
+        .or(before)
+        .and_then(|state| serde_json::from_value(state.clone()).ok())
+}
+
+/// Whether `ci` matches `filter`, as the CI list would decide it. `is_member(ci, service)`
+/// answers the service filter (from the in-memory graph).
+pub fn ci_matches(
+    filter: &CiFilter,
+    ci: &configuration_item::Model,
+    classes: &ClassCatalog,
+    is_member: impl Fn(Uuid, Uuid) -> bool,
+) -> bool {
+    if let Some(ids) = &filter.ids
+        && !ids.contains(&ci.id)
+    {
+        return false;
+    }
+    if let Some(class) = &filter.class {
+        let Ok(class) = classes.by_name(class) else {
+            return false;
+        };
+        if !classes.with_descendants(class.id).contains(&ci.class_id) {
+            return false;
+        }
+    }
+    if let Some(statuses) = &filter.statuses
+        && !statuses.contains(&ci.status)
+    {
+        return false;
+    }
+    if filter.environment.is_some() && filter.environment != ci.environment {
+        return false;
+    }
+    if filter.owner.is_some() && filter.owner != ci.owner {
+        return false;
+    }
+    if filter.criticality.is_some() && filter.criticality != ci.criticality {
+        return false;
+    }
+    if let Some(name) = &filter.name
+        && !text_matches(name, &ci.name)
+    {
+        return false;
+    }
+    for (attribute, value) in &filter.attributes {
+        if ci.attributes.get(attribute) != Some(value) {
+            return false;
+        }
+    }
+    if let Some(since) = filter.updated_since
+        && ci.updated_at < since
+    {
+        return false;
+    }
+    if let Some(service) = filter.service_id
+        && !is_member(ci.id, service)
+    {
+        return false;
+    }
+    true
+}
+
+/// Whether the incident matches `filter` as it is now (one indexed lookup).
+pub async fn incident_matches(
+    db: &impl ConnectionTrait,
+    filter: &IncidentFilter,
+    id: Uuid,
+) -> Result<bool> {
+    Ok(entity::incident::Entity::find()
+        .filter(filter.condition())
+        .filter(entity::incident::Column::Id.eq(id))
+        .count(db)
+        .await?
+        > 0)
+}
+
+/// Whether the change matches `filter` as it is now (one indexed lookup).
+pub async fn change_matches(
+    db: &impl ConnectionTrait,
+    filter: &ChangeFilter,
+    id: Uuid,
+) -> Result<bool> {
+    Ok(entity::change_request::Entity::find()
+        .filter(filter.condition())
+        .filter(entity::change_request::Column::Id.eq(id))
+        .count(db)
+        .await?
+        > 0)
+}
+
+fn text_matches(matcher: &TextMatch, text: &str) -> bool {
+    let text = text.to_lowercase();
+    match matcher {
+        TextMatch::Equals(wanted) => text == wanted.to_lowercase(),
+        TextMatch::StartsWith(prefix) => text.starts_with(&prefix.to_lowercase()),
+        TextMatch::Contains(part) => text.contains(&part.to_lowercase()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn changed_fields_name_attributes_one_by_one_and_skip_bookkeeping() {
+        let before = json!({"name": "a", "version": 1, "attributes": {"cpu": 2, "ram": 4}});
+        let after =
+            json!({"name": "b", "version": 2, "attributes": {"cpu": 2, "ram": 8, "os": "x"}});
+        assert_eq!(
+            changed_fields(Some(&before), Some(&after)),
+            ["attributes.os", "attributes.ram", "name"]
+        );
+        assert!(changed_fields(Some(&before), Some(&before)).is_empty());
+        assert_eq!(
+            changed_fields(None, Some(&json!({"name": "a", "version": 1}))),
+            ["name"]
+        );
+    }
+
+    #[test]
+    fn names_match_ignoring_case_as_the_list_does() {
+        assert!(text_matches(&TextMatch::Equals("ESX-03".into()), "esx-03"));
+        assert!(text_matches(
+            &TextMatch::StartsWith("Pay".into()),
+            "payment-db"
+        ));
+        assert!(text_matches(
+            &TextMatch::Contains("MENT".into()),
+            "payment-db"
+        ));
+        assert!(!text_matches(
+            &TextMatch::Contains("x".into()),
+            "payment-db"
+        ));
+    }
+}
