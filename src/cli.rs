@@ -58,6 +58,7 @@ impl Cli {
 }
 
 mod config_file;
+mod live_args;
 
 /// What to do.
 #[derive(Debug, Subcommand)]
@@ -291,6 +292,9 @@ pub struct ServeArgs {
     /// Serve `GET /metrics` only to callers with a valid API token (of any role).
     #[arg(long, env = "CMDB_METRICS_REQUIRE_TOKEN")]
     pub metrics_require_token: bool,
+
+    #[command(flatten)]
+    pub live: live_args::LiveArgs,
 }
 
 impl ServeArgs {
@@ -475,6 +479,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         discovery: args.discovery.config(),
         allow_anonymous_read: args.allow_anonymous_read,
         metrics_require_token: args.metrics_require_token,
+        events: args.live.events(),
+        webhooks: args.live.webhooks(),
         ..Settings::default()
     };
     let app = http::app(AppState::with_settings(db, settings), &options);

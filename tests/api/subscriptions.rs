@@ -317,6 +317,36 @@ async fn service_impact_changed_follows_the_dependency_closure_as_it_widens_and_
 }
 
 #[tokio::test]
+async fn an_unchanged_discovery_reload_sends_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.token(ADMIN, Role::Admin).await;
+    let batch = json!({ "input": { "source": "scanner", "items": [
+        { "class": "server", "name": "scanned-1", "externalId": "s-1" },
+        { "class": "server", "name": "scanned-2", "externalId": "s-2" },
+    ] } });
+    let upsert = "mutation($input: UpsertConfigurationItemsInput!) { upsertConfigurationItems(input: $input) { created unchanged } }";
+    let mut socket = Socket::connect(&app, &token).await;
+    socket
+        .subscribe("d", CI_CHANGED, json!({ "after": newest_event(&app).await }))
+        .await;
+    let first = app.ok(upsert, batch.clone()).await;
+    assert_eq!(first["upsertConfigurationItems"]["created"], json!(2));
+    for _ in 0..2 {
+        let data = socket.next_data("d").await;
+        assert_eq!(data["configurationItemChanged"]["action"], json!("CREATE"));
+    }
+    let again = app.ok(upsert, batch).await;
+    assert_eq!(again["upsertConfigurationItems"]["unchanged"], json!(2));
+    app.create_ci("server", "marker", json!({})).await;
+    let next = socket.next_data("d").await;
+    assert_eq!(
+        next["configurationItemChanged"]["ci"]["name"],
+        json!("marker"),
+        "the reload sent nothing"
+    );
+}
+
+#[tokio::test]
 async fn subscriptions_are_limited_per_connection_and_slow_subscribers_are_ended_with_a_code() {
     let app = TestApp::spawn_with_settings(
         Settings {
