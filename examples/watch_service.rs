@@ -30,8 +30,7 @@ type Failure = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
-    let (Some(server), Some(token), Some(service)) = (args.next(), args.next(), args.next())
-    else {
+    let (Some(server), Some(token), Some(service)) = (args.next(), args.next(), args.next()) else {
         eprintln!("usage: watch_service <server URL> <API token> <service id or name>");
         std::process::exit(2);
     };
@@ -134,6 +133,8 @@ fn print_event(event: &Value) {
         class = ci["ciClass"]["name"].as_str().unwrap_or("?"),
         status = ci["status"].as_str().unwrap_or("?"),
         actor = event["actor"].as_str().unwrap_or("?"),
-        path = event["path"].as_array().map_or(0, |p| p.len().saturating_sub(1)),
+        path = event["path"]
+            .as_array()
+            .map_or(0, |p| p.len().saturating_sub(1)),
     );
 }

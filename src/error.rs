@@ -31,8 +31,8 @@ pub mod codes {
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
     /// A persisted query's hash this server does not know: send the document with it once.
     pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
-    /// A subscriber that fell further behind than its buffer: its subscription ended, and
-    /// subscribing again with `after` (the last eventId received) loses nothing.
+    /// The reason a WebSocket connection was closed (code 4008): its client took no message
+    /// for too long; reconnecting and subscribing with `after` loses nothing.
     pub const SUBSCRIBER_TOO_SLOW: &str = "SUBSCRIBER_TOO_SLOW";
     pub const INTERNAL: &str = "INTERNAL";
 }
@@ -93,9 +93,6 @@ pub enum Error {
     /// document.
     #[error("PersistedQueryNotFound")]
     PersistedQueryNotFound,
-    /// A live subscriber did not keep up with the events and was ended (see the code).
-    #[error("{0}")]
-    SubscriberTooSlow(String),
     /// Anything the client cannot fix. The cause is logged, never shown.
     #[error("internal error")]
     Internal(Arc<anyhow::Error>),
@@ -118,7 +115,6 @@ impl Error {
             Error::ParseFailed(_) => codes::GRAPHQL_PARSE_FAILED,
             Error::MethodNotAllowed(_) => codes::METHOD_NOT_ALLOWED,
             Error::PersistedQueryNotFound => codes::PERSISTED_QUERY_NOT_FOUND,
-            Error::SubscriberTooSlow(_) => codes::SUBSCRIBER_TOO_SLOW,
             Error::Internal(_) => codes::INTERNAL,
         }
     }

@@ -29,9 +29,12 @@ pub struct Settings {
 /// Live updates over WebSocket.
 #[derive(Debug, Clone)]
 pub struct EventSettings {
-    /// How many events a subscriber may fall behind before its subscription is ended with
-    /// `SUBSCRIBER_TOO_SLOW` (it resumes with `after`, losing nothing).
+    /// How many events a subscriber may fall behind the newest before it reads what it
+    /// missed from the database instead of from memory (it loses nothing either way).
     pub subscriber_buffer: usize,
+    /// How long the server waits for a client to take a message before it closes the
+    /// connection as too slow (4008, `SUBSCRIBER_TOO_SLOW`; the client resumes with `after`).
+    pub send_timeout: std::time::Duration,
     /// Most subscriptions one WebSocket connection may hold at once.
     pub subscriptions_per_connection: usize,
     /// Most subscriptions one token may hold at once, over all its connections.
@@ -51,6 +54,7 @@ impl Default for EventSettings {
     fn default() -> Self {
         EventSettings {
             subscriber_buffer: 1024,
+            send_timeout: std::time::Duration::from_secs(10),
             subscriptions_per_connection: 20,
             subscriptions_per_token: 200,
             ping_interval: std::time::Duration::from_secs(20),

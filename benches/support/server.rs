@@ -60,11 +60,17 @@ pub fn token(database_url: &str, role: &str) -> String {
 /// healthy. `CMDB_BENCH_SERVER_LOG` sets the server's log filter and shows its log;
 /// `CMDB_BENCH_SERVER_WRAPPER` runs it under a profiler (e.g. `valgrind --tool=callgrind`).
 pub async fn start(database_url: &str, role: &str) -> Server {
+    let token = token(database_url, role);
+    serve(database_url, token, &[]).await
+}
+
+/// Starts `cmdb serve` on `database_url` with extra options, for a caller that already has
+/// `token` (a second instance on the same database), and waits until it is healthy.
+pub async fn serve(database_url: &str, token: String, options: &[&str]) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let token = token(database_url, role);
     let binary = env!("CARGO_BIN_EXE_cmdb");
     let wrapper = std::env::var("CMDB_BENCH_SERVER_WRAPPER").unwrap_or_default();
     let mut words: Vec<String> = wrapper.split_whitespace().map(str::to_owned).collect();
@@ -73,6 +79,7 @@ pub async fn start(database_url: &str, role: &str) -> Server {
     command
         .args(&words[1..])
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(options)
         .env("CMDB_DATABASE_URL", database_url)
         .env(
             "RUST_LOG",

@@ -20,10 +20,15 @@ pub struct LiveArgs {
     #[arg(long, env = "CMDB_SUBSCRIPTIONS_PER_TOKEN", default_value_t = EventSettings::default().subscriptions_per_token)]
     pub subscriptions_per_token: usize,
 
-    /// How many events a subscriber may fall behind before its subscription ends with
-    /// SUBSCRIBER_TOO_SLOW (it resumes with `after`, losing nothing).
+    /// How many events a subscriber may fall behind the newest before it reads what it
+    /// missed from the database instead of memory (it loses nothing either way).
     #[arg(long, env = "CMDB_SUBSCRIBER_BUFFER", default_value_t = EventSettings::default().subscriber_buffer)]
     pub subscriber_buffer: usize,
+
+    /// Seconds a WebSocket client may take no message before the server closes it as too
+    /// slow (code 4008, SUBSCRIBER_TOO_SLOW; it resumes with `after`).
+    #[arg(long, env = "CMDB_WS_SEND_TIMEOUT_SECS", default_value_t = EventSettings::default().send_timeout.as_secs())]
+    pub ws_send_timeout_secs: u64,
 
     /// Seconds a WebSocket client may stay silent (no message, no pong to the server's
     /// pings) before the connection is closed.
@@ -32,7 +37,11 @@ pub struct LiveArgs {
 
     /// Host (name or address) a webhook may point at although it is loopback or
     /// link-local (repeatable, or comma-separated). None by default.
-    #[arg(long = "webhook-allowed-host", env = "CMDB_WEBHOOK_ALLOWED_HOSTS", value_delimiter = ',')]
+    #[arg(
+        long = "webhook-allowed-host",
+        env = "CMDB_WEBHOOK_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
     pub webhook_allowed_hosts: Vec<String>,
 
     /// Attempts at delivering one event to a webhook before it is marked FAILED.
@@ -58,6 +67,7 @@ impl LiveArgs {
             subscriptions_per_connection: self.subscriptions_per_connection.max(1),
             subscriptions_per_token: self.subscriptions_per_token.max(1),
             subscriber_buffer: self.subscriber_buffer,
+            send_timeout: Duration::from_secs(self.ws_send_timeout_secs.max(1)),
             // Pinged a few times within the idle time, so that a live client always answers
             // in time.
             ping_interval: defaults.ping_interval.min(idle_timeout / 3),

@@ -12,8 +12,10 @@
 //! `fallback` interval) reads the new events once and broadcasts them to every follower.
 //! A follower ([`EventHub::follow`]) that resumes after an id first replays the log from the
 //! database, page by page as it is consumed, then goes live, with no gap and no duplicate
-//! at the seam. A follower that falls behind the broadcast buffer is ended with
-//! `SUBSCRIBER_TOO_SLOW` rather than silently skipping events; it resumes with `after`.
+//! at the seam. A follower that falls behind the broadcast buffer (a burst, or a slow
+//! consumer) goes back to reading the log from its last event, so the buffer bounds memory
+//! without ever losing an event; a consumer that stops reading altogether is the socket's
+//! to close (see `http/socket.rs`).
 
 pub mod matching;
 pub mod service_health;
@@ -129,8 +131,7 @@ impl EventHub {
     }
 
     /// The events about `kinds` (all kinds when empty), in commit order: from the log after
-    /// `after` if given, then live. Ends with `SUBSCRIBER_TOO_SLOW` when the follower falls
-    /// further behind than the buffer; a resume from the last event it got loses nothing.
+    /// `after` if given, then live (from the log again whenever it falls behind the buffer).
     pub async fn follow(
         self: &Arc<Self>,
         db: DatabaseConnection,
@@ -220,14 +221,9 @@ impl Follower {
                     self.emitted = event.id;
                     return Some(Ok(event));
                 }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    self.ended = true;
-                    return Some(Err(Error::SubscriberTooSlow(format!(
-                        "the subscriber fell {missed} events behind and was ended; subscribe \
-                         again with `after` set to the last eventId received to get every \
-                         event since (limit `subscriber_buffer`)"
-                    ))));
-                }
+                // A burst larger than the buffer (one commit of a large discovery batch):
+                // what was missed is read from the log, after the last event let through.
+                Err(broadcast::error::RecvError::Lagged(_)) => self.replaying = true,
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }

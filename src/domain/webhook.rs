@@ -56,6 +56,7 @@ impl EventKind {
 pub struct CiEventFilter {
     /// A class name; its subclasses' CIs match too.
     pub class: Option<String>,
+    /// Exact environment.
     pub environment: Option<String>,
     /// Only CIs that are members of this service.
     pub service_id: Option<Uuid>,
@@ -79,21 +80,32 @@ impl CiEventFilter {
 /// A new webhook.
 #[derive(Debug, Clone)]
 pub struct NewWebhook {
+    /// Unique among webhooks.
     pub name: String,
+    /// Where deliveries go (checked by [`check_url`]).
     pub url: String,
+    /// The kinds of event it wants.
     pub events: Vec<EventKind>,
+    /// What narrows its configuration item events.
     pub filter: CiEventFilter,
+    /// Signs deliveries; never shown again.
     pub secret: String,
 }
 
 /// Changes to a webhook; `None` keeps a field.
 #[derive(Debug, Clone, Default)]
 pub struct WebhookChanges {
+    /// A new name.
     pub name: Option<String>,
+    /// A new URL (checked again).
     pub url: Option<String>,
+    /// The kinds of event it wants from now on.
     pub events: Option<Vec<EventKind>>,
+    /// A new filter, or none.
     pub filter: Patch<CiEventFilter>,
+    /// A new secret, for deliveries from now on.
     pub secret: Option<String>,
+    /// Whether deliveries are made.
     pub enabled: Option<bool>,
 }
 
@@ -101,6 +113,7 @@ pub struct WebhookChanges {
 /// loopback or link-local, as an operator's allow-list says.
 #[derive(Debug, Clone, Default)]
 pub struct UrlPolicy {
+    /// Hosts allowed although internal, compared without regard to case.
     pub allowed_hosts: Vec<String>,
 }
 
@@ -186,11 +199,16 @@ pub async fn check_url(url: &str, policy: &UrlPolicy) -> Result<(reqwest::Url, V
     let port = parsed.port_or_known_default().unwrap_or(80);
     let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
         Ok(address) => vec![address],
-        Err(_) => tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|_| invalid(format!("`url`: the host `{host}` does not resolve")))?
-            .map(|socket| socket.ip())
-            .collect(),
+        // A resolver that does not answer must not hold up whoever asked.
+        Err(_) => tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| invalid(format!("`url`: resolving `{host}` took too long")))?
+        .map_err(|_| invalid(format!("`url`: the host `{host}` does not resolve")))?
+        .map(|socket| socket.ip())
+        .collect(),
     };
     if addresses.is_empty() {
         return Err(invalid(format!(
@@ -218,23 +236,37 @@ pub async fn check_url(url: &str, policy: &UrlPolicy) -> Result<(reqwest::Url, V
 fn is_internal(address: IpAddr) -> bool {
     match address {
         IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
             v4.is_loopback()
                 || v4.is_link_local()
-                || v4.is_unspecified()
                 || v4.is_broadcast()
                 || v4.is_multicast()
+                // "This network" (0.0.0.0/8): reaches the host itself on Linux.
+                || a == 0
                 // Alibaba Cloud's metadata service.
-                || v4.octets() == [100, 100, 100, 200]
+                || [a, b, c, d] == [100, 100, 100, 200]
         }
         IpAddr::V6(v6) => {
-            let mapped = v6.to_ipv4_mapped().map(|v4| is_internal(IpAddr::V4(v4)));
-            mapped.unwrap_or(false)
-                || v6.is_loopback()
+            let segments = v6.segments();
+            let embedded_v4 = |high: u16, low: u16| {
+                let [a, b] = high.to_be_bytes();
+                let [c, d] = low.to_be_bytes();
+                is_internal(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)))
+            };
+            v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                // AWS's IPv6 metadata service.
-                || v6.segments()[..4] == [0xfd00, 0x0ec2, 0, 0]
+                || (segments[0] & 0xffc0) == 0xfe80
+                // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) addresses.
+                || (segments[..5] == [0; 5] && matches!(segments[5], 0 | 0xffff)
+                    && embedded_v4(segments[6], segments[7]))
+                // NAT64 (64:ff9b::/96) carries an IPv4 address in its last 32 bits.
+                || (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] && embedded_v4(segments[6], segments[7]))
+                // 6to4 (2002::/16) carries one in bits 16 to 48.
+                || (segments[0] == 0x2002 && embedded_v4(segments[1], segments[2]))
+                // AWS's and Google Cloud's IPv6 metadata services.
+                || segments[..4] == [0xfd00, 0x0ec2, 0, 0]
+                || segments[..2] == [0xfd20, 0x00ce]
         }
     }
 }
@@ -442,6 +474,11 @@ mod tests {
             "http://[fe80::1]/hook",
             "http://0.0.0.0/hook",
             "http://[::ffff:127.0.0.1]/hook",
+            "http://[::127.0.0.1]/hook",
+            "http://[64:ff9b::a9fe:a9fe]/hook",
+            "http://[2002:7f00:1::]/hook",
+            "http://[fd20:ce::254]/hook",
+            "http://0.1.2.3/hook",
             "http://localhost/hook",
         ] {
             let refused = check_url(url, &none).await;

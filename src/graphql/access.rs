@@ -201,21 +201,27 @@ pub fn metric_label(inspection: Option<&Inspection>) -> String {
 #[derive(Debug, Clone)]
 pub struct Inspection {
     pub operation: OperationType,
+    /// The root fields selected, each name once.
     pub root_fields: Vec<String>,
+    /// How many root field selections there are, repeats included (a subscription may
+    /// have only one: each would be a stream of its own).
+    pub root_selections: usize,
     pub aliases: usize,
 }
 
 /// The root fields `set` selects, through inline fragments and fragment spreads at any
 /// depth: an explicit stack rather than recursion, and each fragment walked once, so the
 /// walk always ends and never stops short (a decision that stops short fails open).
-fn root_fields(document: &ExecutableDocument, set: &SelectionSet) -> Vec<String> {
+fn root_fields(document: &ExecutableDocument, set: &SelectionSet) -> (Vec<String>, usize) {
     let mut fields = Vec::new();
+    let mut selections = 0;
     let mut walked: HashSet<&str> = HashSet::new();
     let mut stack = vec![set];
     while let Some(set) = stack.pop() {
         for selection in &set.items {
             match &selection.node {
                 Selection::Field(field) => {
+                    selections += 1;
                     let name = field.node.name.node.as_str();
                     if !fields.iter().any(|f| f == name) {
                         fields.push(name.to_owned());
@@ -235,7 +241,7 @@ fn root_fields(document: &ExecutableDocument, set: &SelectionSet) -> Vec<String>
             }
         }
     }
-    fields
+    (fields, selections)
 }
 
 /// Aliased fields in `set` and everything nested in it (fragments are counted where they
@@ -272,7 +278,7 @@ pub fn inspect(document: &ExecutableDocument, operation_name: Option<&str>) -> O
             None => return None,
         },
     };
-    let fields = root_fields(document, &operation.node.selection_set.node);
+    let (fields, root_selections) = root_fields(document, &operation.node.selection_set.node);
     let aliases = document
         .operations
         .iter()
@@ -286,6 +292,7 @@ pub fn inspect(document: &ExecutableDocument, operation_name: Option<&str>) -> O
     Some(Inspection {
         operation: operation.node.ty,
         root_fields: fields,
+        root_selections,
         aliases,
     })
 }

@@ -35,6 +35,7 @@ impl SubscriptionCounts {
 /// Who is on a connection, once it said (in `connection_init` or the upgrade request).
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// Who the token stands for; `None` for an anonymous caller.
     pub principal: Option<Principal>,
     /// The bearer token, kept to notice its revocation.
     pub token: Option<String>,
@@ -88,10 +89,11 @@ impl LiveConnection {
     /// Takes a slot for an operation of the caller (held by a subscription for its life, by
     /// a query or mutation while it runs), or says which limit is reached.
     fn take_slot(self: &Arc<Self>, caller: &Caller) -> Result<Slot, Error> {
+        // Tokens by name; anonymous callers (when the server allows them) share one count.
         let key = caller
             .principal
             .as_ref()
-            .map_or_else(|| "anonymous".to_owned(), |p| p.name.clone());
+            .map_or_else(|| "anonymous".to_owned(), |p| format!("token:{}", p.name));
         let mut counts = self.counts.counts();
         let held = counts.get(&key).copied().unwrap_or(0);
         if self.open.load(Ordering::SeqCst) >= self.settings.subscriptions_per_connection {
@@ -138,7 +140,9 @@ impl Drop for Slot {
 /// Runs a connection's operations.
 #[derive(Clone)]
 pub struct LiveExecutor {
+    /// The schema operations run against.
     pub schema: CmdbSchema,
+    /// The connection they arrive on.
     pub connection: Arc<LiveConnection>,
 }
 
@@ -222,6 +226,19 @@ impl LiveExecutor {
             let response = super::run(schema, admitted, &limits, deadline).await;
             drop(slot);
             return once(response);
+        }
+        // Each root field of a subscription is a stream of its own: one slot, one stream.
+        if admitted
+            .inspection
+            .as_ref()
+            .is_some_and(|i| i.root_selections != 1)
+        {
+            return once(refusal(Error::Validation {
+                message: "a subscription selects exactly one root field; open one \
+                          subscription per field"
+                    .into(),
+                field: None,
+            }));
         }
         let mut request = admitted.request.data(
             caller

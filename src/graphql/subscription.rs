@@ -250,12 +250,15 @@ impl ServiceImpactEvent {
         self.path.iter().map(|id| ID(id.to_string())).collect()
     }
 
-    /// The service's state before the event.
+    /// The service's state before the event, as this subscription last reported it (or
+    /// found it when it started).
     async fn before(&self) -> ServiceHealth {
         self.before.into()
     }
 
-    /// The service's state after the event.
+    /// The service's state after the event, decided when the event reached this
+    /// subscription, on the graph and the incidents as they were then (for a replayed
+    /// event, as they are now).
     async fn after(&self) -> ServiceHealth {
         self.after.into()
     }
@@ -302,8 +305,8 @@ fn until_error<T: Send + 'static>(
 /// eventId to replay what it missed, then continues live.
 #[Subscription]
 impl Subscription {
-    /// Every committed create, update, retire and delete of a CI that matches `filter` (as
-    /// it is after the write; as it was, for a delete).
+    /// Every committed create, update, retire and delete of a CI that matches `filter`
+    /// before or after the write.
     async fn configuration_item_changed(
         &self,
         ctx: &Context<'_>,
@@ -326,24 +329,26 @@ impl Subscription {
                     Ok(event) => event,
                     Err(err) => return Some(Err(err.into())),
                 };
-                let ci = matching::ci_state(event.before.as_ref(), event.after.as_ref())?;
+                // Either side of the write may match: a subscriber to servers in service
+                // hears of the one that goes into maintenance, and of the one that comes back.
+                let states: Vec<entity::configuration_item::Model> = [&event.before, &event.after]
+                    .into_iter()
+                    .filter_map(|state| matching::ci_state(state.as_ref(), None))
+                    .collect();
                 let wanted = async {
                     let classes = Catalogs::new(db.clone(), shared).classes().await?;
                     let graph = match filter.service_id {
                         Some(_) => Some(graph.current(&db).await?),
                         None => None,
                     };
-                    Ok::<bool, Error>(matching::ci_matches(
-                        &filter,
-                        &ci,
-                        &classes,
-                        |ci, service| {
+                    Ok::<bool, Error>(states.iter().any(|ci| {
+                        matching::ci_matches(&filter, ci, &classes, |ci, service| {
                             graph
                                 .as_ref()
                                 .and_then(|g| g.node(&ci))
                                 .is_some_and(|node| node.services.contains(&service))
-                        },
-                    ))
+                        })
+                    }))
                 };
                 match wanted.await {
                     Ok(true) => Some(Ok(ConfigurationItemEvent(
@@ -392,50 +397,49 @@ impl Subscription {
     }
 
     /// Every incident created, changed or moved along its lifecycle that matches `filter`
-    /// (as it is when the event is sent).
+    /// as the event left it (so a subscriber to open incidents hears of the one resolved).
     async fn incident_changed(
         &self,
         ctx: &Context<'_>,
         filter: Option<IncidentFilter>,
         #[graphql(desc = "Replay the events after this eventId first.")] after: Option<ID>,
     ) -> Result<impl Stream<Item = Result<IncidentEvent>> + use<>> {
-        let filter = filter.map(|f| f.into_domain()).transpose()?;
-        let db = db(ctx)?.clone();
+        let filter = filter
+            .map(|f| f.into_domain())
+            .transpose()?
+            .unwrap_or_default();
         let events = follow(ctx, after, vec![EntityType::Incident]).await?;
         let stream = events.filter_map(move |event| {
-            let (db, filter) = (db.clone(), filter.clone());
-            async move {
-                let event = match event {
-                    Ok(event) => event,
-                    Err(err) => return Some(Err(err.into())),
-                };
-                let id = event.entity_id.parse::<Uuid>().ok()?;
-                let wanted = match &filter {
-                    None => Ok(true),
-                    Some(filter) => matching::incident_matches(&db, filter, id).await,
-                };
-                match wanted {
-                    Ok(true) => Some(Ok(IncidentEvent(
-                        EventFacts(event.clone()),
-                        IncidentPart(event),
-                    ))),
-                    Ok(false) => None,
-                    Err(err) => Some(Err(err.into())),
+            let found = match event {
+                Err(err) => Some(Err(err.into())),
+                Ok(event) => {
+                    let before = matching::incident_matches(&filter, event.before.as_ref(), None);
+                    let after = matching::incident_matches(&filter, None, event.after.as_ref());
+                    (before || after).then(|| {
+                        Ok(IncidentEvent(
+                            EventFacts(event.clone()),
+                            IncidentPart(event),
+                        ))
+                    })
                 }
-            }
+            };
+            std::future::ready(found)
         });
         Ok(until_error(stream))
     }
 
     /// Every change created, edited, assessed, decided or moved along its lifecycle that
-    /// matches `filter` (as it is when the event is sent).
+    /// matches `filter` as the event left it (or as it was before).
     async fn change_changed(
         &self,
         ctx: &Context<'_>,
         filter: Option<ChangeFilter>,
         #[graphql(desc = "Replay the events after this eventId first.")] after: Option<ID>,
     ) -> Result<impl Stream<Item = Result<ChangeEvent>> + use<>> {
-        let filter = filter.map(|f| f.into_domain()).transpose()?;
+        let filter = filter
+            .map(|f| f.into_domain())
+            .transpose()?
+            .unwrap_or_default();
         let db = db(ctx)?.clone();
         let events = follow(ctx, after, vec![EntityType::Change]).await?;
         let stream = events.filter_map(move |event| {
@@ -446,18 +450,17 @@ impl Subscription {
                     Err(err) => return Some(Err(err.into())),
                 };
                 let id = event.entity_id.parse::<Uuid>().ok()?;
-                let wanted = match &filter {
-                    None => Ok(true),
-                    Some(filter) => matching::change_matches(&db, filter, id).await,
+                let hits = match filter.service_id {
+                    Some(service) => match matching::change_hits_service(&db, id, service).await {
+                        Ok(hits) => hits,
+                        Err(err) => return Some(Err(err.into())),
+                    },
+                    None => true,
                 };
-                match wanted {
-                    Ok(true) => Some(Ok(ChangeEvent(
-                        EventFacts(event.clone()),
-                        ChangePart(event),
-                    ))),
-                    Ok(false) => None,
-                    Err(err) => Some(Err(err.into())),
-                }
+                let wanted =
+                    matching::change_matches(&filter, event.before.as_ref(), None, |_| hits)
+                        || matching::change_matches(&filter, None, event.after.as_ref(), |_| hits);
+                wanted.then(|| Ok(ChangeEvent(EventFacts(event.clone()), ChangePart(event))))
             }
         });
         Ok(until_error(stream))

@@ -8,7 +8,7 @@
 //! message, no pong) for `idle_timeout`, with code 4408.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
 use axum::extract::State;
@@ -22,19 +22,27 @@ use crate::domain::auth::Principal;
 use crate::error::Error;
 use crate::graphql::live::{Caller, LiveConnection, LiveExecutor};
 
-/// The close code of a connection closed for silence.
+/// The close code of a connection closed for silence, or for not initialising in time.
 const IDLE_CLOSE: u16 = 4408;
+/// The close code of a connection whose client did not take its messages in time.
+const SLOW_CLOSE: u16 = 4008;
+/// The longest a connection may go without `connection_init`.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The protocol the client asked for; `graphql-transport-ws` when it named none.
+/// The protocol spoken: the first of the server's (the order the upgrade's answer names
+/// them in) that the client offered; `graphql-transport-ws` when it offered none.
 fn protocol(headers: &HeaderMap) -> WebSocketProtocols {
-    headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            value
-                .split(',')
-                .find_map(|name| name.trim().parse::<WebSocketProtocols>().ok())
-        })
+    let offered: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect();
+    ALL_WEBSOCKET_PROTOCOLS
+        .iter()
+        .find(|name| offered.iter().any(|o| o == *name))
+        .and_then(|name| name.parse().ok())
         .unwrap_or(WebSocketProtocols::GraphQLWS)
 }
 
@@ -64,6 +72,8 @@ pub async fn upgrade(
     let protocol = protocol(&headers);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(state.max_body_bytes)
+        .max_frame_size(state.max_body_bytes)
         .on_upgrade(move |socket| serve(socket, state, connection, protocol))
 }
 
@@ -143,42 +153,162 @@ async fn serve(
     let settings = state.events.clone();
     let mut pings = tokio::time::interval(settings.ping_interval);
     pings.tick().await;
+    let opened = Instant::now();
+    let init_timeout = INIT_TIMEOUT.min(settings.idle_timeout);
     loop {
-        tokio::select! {
-            message = messages.next() => {
-                let outgoing = match message {
-                    Some(WsMessage::Text(text)) => Message::Text(text.into()),
-                    Some(WsMessage::Close(code, reason)) => {
-                        let _ = sink
-                            .send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))
-                            .await;
-                        break;
-                    }
-                    None => break,
-                };
-                if sink.send(outgoing).await.is_err() {
+        let outgoing = tokio::select! {
+            message = messages.next() => match message {
+                Some(WsMessage::Text(text)) => Message::Text(text.into()),
+                Some(WsMessage::Close(code, reason)) => {
+                    close(&mut sink, code, reason, &settings).await;
                     break;
                 }
-            }
+                None => break,
+            },
             _ = pings.tick() => {
                 let silent = heard.lock().map(|heard| heard.elapsed()).unwrap_or_default();
                 if silent >= settings.idle_timeout {
-                    let _ = sink
-                        .send(Message::Close(Some(CloseFrame {
-                            code: IDLE_CLOSE,
-                            reason: "the connection was idle too long (limit `idle_timeout`)".into(),
-                        })))
-                        .await;
+                    let reason = "the connection was idle too long (limit `idle_timeout`)";
+                    close(&mut sink, IDLE_CLOSE, reason.into(), &settings).await;
                     break;
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                if connection.caller_known().is_none() && opened.elapsed() >= init_timeout {
+                    let reason = "connection_init did not arrive in time";
+                    close(&mut sink, IDLE_CLOSE, reason.into(), &settings).await;
                     break;
                 }
+                Message::Ping(Default::default())
+            }
+        };
+        // A client that does not take what it is sent is not waited for forever: its
+        // messages would pile up in the server (and its subscriptions hold their slots).
+        match send_within(&mut sink, outgoing, settings.send_timeout).await {
+            Sent::Taken => {}
+            Sent::Gone => break,
+            Sent::TooSlow => {
+                tracing::info!("closing a WebSocket connection whose client takes no message");
+                let reason = format!(
+                    "{}: the client took no message for {} s; reconnect and resume with \
+                     `after` (limit `send_timeout`)",
+                    crate::error::codes::SUBSCRIBER_TOO_SLOW,
+                    settings.send_timeout.as_secs()
+                );
+                close(&mut sink, SLOW_CLOSE, reason, &settings).await;
+                break;
             }
         }
     }
 }
 
+/// What became of a message.
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    /// The client took it.
+    Taken,
+    /// The connection is gone.
+    Gone,
+    /// The client took nothing within the limit.
+    TooSlow,
+}
+
+/// Sends `message`, giving up after `limit`.
+async fn send_within<S: futures_util::Sink<Message> + Unpin>(
+    sink: &mut S,
+    message: Message,
+    limit: Duration,
+) -> Sent {
+    match tokio::time::timeout(limit, sink.send(message)).await {
+        Ok(Ok(())) => Sent::Taken,
+        Ok(Err(_)) => Sent::Gone,
+        Err(_) => Sent::TooSlow,
+    }
+}
+
+/// Sends a close frame, waiting at most the send timeout (the client may not be reading).
+async fn close<S: futures_util::Sink<Message> + Unpin>(
+    sink: &mut S,
+    code: u16,
+    reason: String,
+    settings: &crate::settings::EventSettings,
+) {
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let _ = send_within(sink, frame, settings.send_timeout).await;
+}
+
 fn to_graphql(err: Error) -> async_graphql::Error {
     async_graphql::Error::new(format!("{}: {err}", err.code()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client that never takes anything.
+    struct Stuck;
+
+    impl futures_util::Sink<Message> for Stuck {
+        type Error = ();
+        fn poll_ready(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            std::task::Poll::Pending
+        }
+        fn start_send(self: std::pin::Pin<&mut Self>, _: Message) -> Result<(), ()> {
+            Ok(())
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            std::task::Poll::Pending
+        }
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_takes_nothing_is_given_up_on_after_the_limit() {
+        let limit = Duration::from_secs(10);
+        let started = tokio::time::Instant::now();
+        let sent = send_within(&mut Stuck, Message::Text("x".into()), limit).await;
+        assert_eq!(sent, Sent::TooSlow);
+        assert_eq!(
+            started.elapsed(),
+            limit,
+            "given up exactly at the limit (paused clock)"
+        );
+        let mut taking = futures_util::sink::drain().sink_map_err(|_| ());
+        assert_eq!(
+            send_within(&mut taking, Message::Text("x".into()), limit).await,
+            Sent::Taken
+        );
+    }
+
+    #[test]
+    fn the_servers_preferred_protocol_is_spoken_whatever_the_clients_order() {
+        let offering = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                value.parse().expect("a header"),
+            );
+            protocol(&headers)
+        };
+        assert_eq!(
+            offering("graphql-ws, graphql-transport-ws"),
+            WebSocketProtocols::GraphQLWS
+        );
+        assert_eq!(
+            offering("graphql-ws"),
+            WebSocketProtocols::SubscriptionsTransportWS
+        );
+    }
 }

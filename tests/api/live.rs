@@ -33,6 +33,17 @@ pub enum Said {
 impl Socket {
     /// Opens a connection, offering `protocol`, with `header_token` in the upgrade request.
     pub async fn open(app: &TestApp, protocol: &str, header_token: Option<&str>) -> Socket {
+        Socket::open_with(app, protocol, header_token, None).await
+    }
+
+    /// The same, with the client's receive buffer fixed at `receive_buffer` bytes (the
+    /// kernel otherwise grows it to megabytes).
+    pub async fn open_with(
+        app: &TestApp,
+        protocol: &str,
+        header_token: Option<&str>,
+        receive_buffer: Option<u32>,
+    ) -> Socket {
         let url = format!("{}/graphql/ws", app.address.replacen("http", "ws", 1));
         let mut request = url.into_client_request().expect("a request");
         request.headers_mut().insert(
@@ -45,7 +56,22 @@ impl Socket {
                 HeaderValue::from_str(&format!("Bearer {token}")).expect("a header"),
             );
         }
-        let (ws, response) = connect_async(request).await.expect("the upgrade succeeds");
+        let (ws, response) = match receive_buffer {
+            None => connect_async(request).await.expect("the upgrade succeeds"),
+            Some(size) => {
+                let address: std::net::SocketAddr = app
+                    .address
+                    .trim_start_matches("http://")
+                    .parse()
+                    .expect("an address");
+                let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+                socket.set_recv_buffer_size(size).expect("a buffer size");
+                let stream = socket.connect(address).await.expect("connect");
+                tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+                    .await
+                    .expect("the upgrade succeeds")
+            }
+        };
         assert_eq!(
             response
                 .headers()

@@ -123,29 +123,96 @@ pub fn ci_matches(
     true
 }
 
-/// Whether the incident matches `filter` as it is now (one indexed lookup).
-pub async fn incident_matches(
-    db: &impl ConnectionTrait,
-    filter: &IncidentFilter,
-    id: Uuid,
-) -> Result<bool> {
-    Ok(entity::incident::Entity::find()
-        .filter(filter.condition())
-        .filter(entity::incident::Column::Id.eq(id))
-        .count(db)
-        .await?
-        > 0)
+/// The ids a snapshot lists under `field` (`ci_ids`), or that its `field` objects name
+/// under `key` (`services` → `service_id`).
+fn listed(state: &Json, field: &str, key: Option<&str>) -> Vec<Uuid> {
+    let items = state
+        .get(field)
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
+    items
+        .iter()
+        .filter_map(|item| match key {
+            Some(key) => item.get(key),
+            None => Some(item),
+        })
+        .filter_map(|id| serde_json::from_value(id.clone()).ok())
+        .collect()
 }
 
-/// Whether the change matches `filter` as it is now (one indexed lookup).
-pub async fn change_matches(
-    db: &impl ConnectionTrait,
+/// Whether the incident, as the event left it (as it was, for a deletion), matches
+/// `filter` as the incident list would decide it.
+pub fn incident_matches(
+    filter: &IncidentFilter,
+    before: Option<&Json>,
+    after: Option<&Json>,
+) -> bool {
+    let Some(state) = after.or(before) else {
+        return false;
+    };
+    let Ok(incident) = serde_json::from_value::<entity::incident::Model>(state.clone()) else {
+        return false;
+    };
+    filter
+        .states
+        .as_ref()
+        .is_none_or(|states| states.contains(&incident.state))
+        && filter
+            .open
+            .is_none_or(|open| crate::domain::incident::is_open(incident.state) == open)
+        && filter.priority.is_none_or(|p| incident.priority == p)
+        && filter.major.is_none_or(|major| incident.major == major)
+        && filter
+            .ci_id
+            .is_none_or(|ci| listed(state, "ci_ids", None).contains(&ci))
+        && filter
+            .service_id
+            .is_none_or(|service| listed(state, "services", Some("service_id")).contains(&service))
+        && filter.opened_after.is_none_or(|t| incident.opened_at >= t)
+        && filter.opened_before.is_none_or(|t| incident.opened_at < t)
+}
+
+/// Whether the change, as the event left it, matches `filter` as the change list would
+/// decide it. Only the services a change's assessment hits are not in the event: for
+/// `serviceId`, `hits_service` says whether its assessment (as stored now) names it.
+pub fn change_matches(
     filter: &ChangeFilter,
-    id: Uuid,
+    before: Option<&Json>,
+    after: Option<&Json>,
+    hits_service: impl Fn(Uuid) -> bool,
+) -> bool {
+    let Some(state) = after.or(before) else {
+        return false;
+    };
+    let Ok(change) = serde_json::from_value::<entity::change_request::Model>(state.clone()) else {
+        return false;
+    };
+    filter
+        .states
+        .as_ref()
+        .is_none_or(|states| states.contains(&change.state))
+        && filter.change_type.is_none_or(|t| change.change_type == t)
+        && filter.risk.is_none_or(|risk| change.risk == Some(risk))
+        && filter
+            .ci_id
+            .is_none_or(|ci| listed(state, "ci_ids", None).contains(&ci))
+        && filter.window.is_none_or(|(from, to)| {
+            change.planned_start.is_some_and(|start| start < to)
+                && change.planned_end.is_some_and(|end| end > from)
+        })
+        && filter.service_id.is_none_or(hits_service)
+}
+
+/// Whether the change's stored assessment names the service (one indexed lookup).
+pub async fn change_hits_service(
+    db: &impl ConnectionTrait,
+    change: Uuid,
+    service: Uuid,
 ) -> Result<bool> {
-    Ok(entity::change_request::Entity::find()
-        .filter(filter.condition())
-        .filter(entity::change_request::Column::Id.eq(id))
+    Ok(entity::change_service::Entity::find()
+        .filter(entity::change_service::Column::ChangeId.eq(change))
+        .filter(entity::change_service::Column::ServiceId.eq(service))
         .count(db)
         .await?
         > 0)

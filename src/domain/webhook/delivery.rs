@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use entity::{audit_event, webhook, webhook_delivery};
+use futures_util::StreamExt;
 use hmac::{Hmac, KeyInit, Mac};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -46,6 +47,7 @@ pub struct DeliverySettings {
     /// Whether this instance delivers (an operator may leave it to some instances; what
     /// is not delivered waits in the database for the next instance that does).
     pub deliver: bool,
+    /// Where webhooks may point.
     pub policy: UrlPolicy,
     /// Longest one delivery may take, connection included.
     pub timeout: Duration,
@@ -87,6 +89,11 @@ pub const FAILED: &str = "FAILED";
 const ENQUEUE_PAGE: u64 = 200;
 /// How many deliveries one round sends per webhook before others get their turn.
 const SENDS_PER_ROUND: usize = 50;
+/// How many webhooks one round serves at once (each holds a database connection at times,
+/// and a slow endpoint must not hold up every other).
+const CONCURRENT_WEBHOOKS: usize = 4;
+/// How long finished deliveries are listed before they are pruned.
+const KEEP_FINISHED: chrono::Duration = chrono::Duration::days(7);
 
 /// Stops the delivery worker when dropped.
 #[derive(Debug)]
@@ -107,8 +114,10 @@ pub fn spawn(
     let mut moved = watch.subscribe();
     let instance = uuid::Uuid::now_v7().to_string();
     Worker(tokio::spawn(async move {
-        loop {
-            let wait = match round(&db, &settings, &instance).await {
+        for rounds in 0u64.. {
+            // Finished deliveries are pruned now and then, not on every commit's round.
+            let prune_now = rounds % 500 == 0;
+            let wait = match round(&db, &settings, &instance, prune_now).await {
                 Ok(wait) => wait.unwrap_or(settings.poll).min(settings.poll),
                 Err(err) => {
                     tracing::warn!(error = %err, "a webhook delivery round failed");
@@ -128,6 +137,7 @@ async fn round(
     db: &DatabaseConnection,
     settings: &DeliverySettings,
     instance: &str,
+    prune_now: bool,
 ) -> Result<Option<Duration>> {
     let webhooks = webhook::Entity::find()
         .filter(webhook::Column::Enabled.eq(true))
@@ -135,6 +145,9 @@ async fn round(
         .await?;
     if webhooks.is_empty() {
         return Ok(None);
+    }
+    if prune_now {
+        prune(db).await?;
     }
     let classes = Arc::new(ClassCatalog::load(db).await?);
     let rounds = webhooks.into_iter().map(|hook| {
@@ -144,11 +157,15 @@ async fn round(
                 return Ok(None);
             }
             enqueue(db, &hook, &classes).await?;
-            send_due(db, &hook, settings).await
+            send_due(db, &hook, settings, instance).await
         }
     });
     let mut soonest: Option<Duration> = None;
-    for result in futures_util::future::join_all(rounds).await {
+    let results: Vec<Result<Option<Duration>>> = futures_util::stream::iter(rounds)
+        .buffer_unordered(CONCURRENT_WEBHOOKS)
+        .collect()
+        .await;
+    for result in results {
         match result {
             Ok(Some(wait)) => soonest = Some(soonest.map_or(wait, |s| s.min(wait))),
             Ok(None) => {}
@@ -156,6 +173,16 @@ async fn round(
         }
     }
     Ok(soonest)
+}
+
+/// Forgets deliveries finished more than [`KEEP_FINISHED`] ago.
+async fn prune(db: &DatabaseConnection) -> Result<()> {
+    webhook_delivery::Entity::delete_many()
+        .filter(webhook_delivery::Column::Status.ne(PENDING))
+        .filter(webhook_delivery::Column::FinishedAt.lt(now() - KEEP_FINISHED))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Takes (or renews) this instance's lease on the webhook; false when another holds it.
@@ -180,6 +207,27 @@ async fn take_lease(
         .exec(db)
         .await?;
     Ok(taken.rows_affected == 1)
+}
+
+/// Renews this instance's lease on the webhook for a send; false when it no longer holds
+/// it (it expired and another instance took it).
+async fn hold_lease(
+    db: &DatabaseConnection,
+    hook: &webhook::Model,
+    instance: &str,
+    settings: &DeliverySettings,
+) -> Result<bool> {
+    let at = now();
+    let lease = settings.lease.max(settings.timeout * 3);
+    let until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30));
+    let held = webhook::Entity::update_many()
+        .col_expr(webhook::Column::LeaseUntil, Expr::value(until))
+        .filter(webhook::Column::Id.eq(hook.id))
+        .filter(webhook::Column::LeaseOwner.eq(instance))
+        .filter(webhook::Column::LeaseUntil.gt(at))
+        .exec(db)
+        .await?;
+    Ok(held.rows_affected == 1)
 }
 
 /// Whether the webhook wants the event.
@@ -276,8 +324,14 @@ async fn send_due(
     db: &DatabaseConnection,
     hook: &webhook::Model,
     settings: &DeliverySettings,
+    instance: &str,
 ) -> Result<Option<Duration>> {
     for _ in 0..SENDS_PER_ROUND {
+        // Each send starts with the lease renewed for longer than a send may take, so no
+        // other instance can take the webhook over while one is in flight.
+        if !hold_lease(db, hook, instance, settings).await? {
+            return Ok(None);
+        }
         let Some(delivery) = webhook_delivery::Entity::find()
             .filter(webhook_delivery::Column::WebhookId.eq(hook.id))
             .filter(webhook_delivery::Column::Status.eq(PENDING))
@@ -412,7 +466,8 @@ async fn send(
         .body(body)
         .send()
         .await
-        .map_err(|err| (None, format!("the request failed: {err}")))?;
+        // Without the URL: webhook URLs often carry a credential of their own.
+        .map_err(|err| (None, format!("the request failed: {}", err.without_url())))?;
     let status = i32::from(response.status().as_u16());
     if response.status().is_success() {
         Ok(status)
