@@ -260,6 +260,12 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         }
     }
     let (size, idle) = crate::db::pool_usage(&state.db);
+    let deliveries = crate::domain::webhook::delivery_counts(&state.db)
+        .await
+        .unwrap_or_default();
+    state
+        .metrics
+        .live(state.subscription_counts.total(), &deliveries);
     (
         [(
             header::CONTENT_TYPE,

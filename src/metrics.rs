@@ -41,6 +41,11 @@ struct PoolLabel {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
 fn latency() -> Histogram {
     // 0.25 ms to about 16 s.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 17))
@@ -55,6 +60,8 @@ pub struct Metrics {
     discovery: Family<DiscoveryLabels, Counter>,
     discovery_batches: Counter,
     pool: Family<PoolLabel, Gauge>,
+    subscriptions: Gauge,
+    deliveries: Family<StatusLabel, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -110,6 +117,18 @@ impl Metrics {
             "Database connections of the pool, by state (idle or in_use)",
             pool.clone(),
         );
+        let subscriptions = Gauge::default();
+        registry.register(
+            "subscriptions_open",
+            "GraphQL subscriptions open on this instance",
+            subscriptions.clone(),
+        );
+        let deliveries = Family::<StatusLabel, Gauge>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries kept, by status (PENDING, DELIVERED, FAILED)",
+            deliveries.clone(),
+        );
         Metrics {
             registry,
             operations,
@@ -118,6 +137,8 @@ impl Metrics {
             discovery,
             discovery_batches,
             pool,
+            subscriptions,
+            deliveries,
         }
     }
 
@@ -170,6 +191,19 @@ impl Metrics {
                     outcome: (*outcome).into(),
                 })
                 .inc_by(*count);
+        }
+    }
+
+    /// Records the live updates' state as of now: open subscriptions, and webhook
+    /// deliveries by status.
+    pub fn live(&self, subscriptions: usize, deliveries: &[(String, u64)]) {
+        self.subscriptions.set(subscriptions as i64);
+        for (status, count) in deliveries {
+            self.deliveries
+                .get_or_create(&StatusLabel {
+                    status: status.clone(),
+                })
+                .set(*count as i64);
         }
     }
 

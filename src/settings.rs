@@ -53,7 +53,7 @@ pub struct EventSettings {
 impl Default for EventSettings {
     fn default() -> Self {
         EventSettings {
-            subscriber_buffer: 1024,
+            subscriber_buffer: 4096,
             send_timeout: std::time::Duration::from_secs(10),
             subscriptions_per_connection: 20,
             subscriptions_per_token: 200,

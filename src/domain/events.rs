@@ -21,16 +21,17 @@ pub mod matching;
 pub mod service_health;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use entity::audit_event;
+use entity::{audit_event, configuration_item};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
+use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use super::audit::EntityType;
@@ -38,10 +39,55 @@ use super::changes::ChangeWatch;
 use super::{Error, Result};
 
 /// One committed event, shared by every follower that receives it.
-pub type StoredEvent = Arc<audit_event::Model>;
+pub type StoredEvent = Arc<Committed>;
 
-/// How many events one read of the log takes.
+/// A committed event as read from the trail, with what followers derive from it decoded
+/// once for all of them (a thousand subscribers must not each decode every event).
+#[derive(Debug)]
+pub struct Committed {
+    row: audit_event::Model,
+    ci_states: OnceLock<[Option<configuration_item::Model>; 2]>,
+}
+
+impl Committed {
+    /// The event of an audit row.
+    pub fn new(row: audit_event::Model) -> Self {
+        Committed {
+            row,
+            ci_states: OnceLock::new(),
+        }
+    }
+
+    /// For a configuration item's event, the CI before and after the write (`None` for a
+    /// side that does not exist); both `None` for other events.
+    pub fn ci_states(&self) -> &[Option<configuration_item::Model>; 2] {
+        self.ci_states.get_or_init(|| {
+            if self.row.entity_type != EntityType::ConfigurationItem.as_str() {
+                return [None, None];
+            }
+            let decode = |state: &Option<sea_orm::prelude::Json>| {
+                state
+                    .as_ref()
+                    .and_then(|state| configuration_item::Model::deserialize(state).ok())
+            };
+            [decode(&self.row.before), decode(&self.row.after)]
+        })
+    }
+}
+
+impl std::ops::Deref for Committed {
+    type Target = audit_event::Model;
+
+    fn deref(&self) -> &audit_event::Model {
+        &self.row
+    }
+}
+
+/// How many events one read of the log takes (the hub's reads, which everyone shares).
 const PAGE: u64 = 500;
+/// How many events a follower reading the log on its own takes at a time: small, since a
+/// thousand followers catching up at once each hold a page.
+const FOLLOWER_PAGE: u64 = 64;
 
 /// The events committed to one database, as this server hears of them.
 #[derive(Debug)]
@@ -49,6 +95,20 @@ pub struct EventHub {
     sender: broadcast::Sender<StoredEvent>,
     /// The id of the newest event broadcast (or known at start); -1 until the reader ran.
     published: AtomicI64,
+    /// The latest events, for followers that fell behind the broadcast (and resumes from a
+    /// recent id): catching up from memory costs no database round trip, so a thousand
+    /// followers behind at once do not all read the log.
+    recent: std::sync::RwLock<Recent>,
+}
+
+/// The latest events, and from which id on they are complete.
+#[derive(Debug)]
+struct Recent {
+    events: VecDeque<StoredEvent>,
+    /// Every event with an id above this is in `events` (`i64::MAX` until the reader knows
+    /// where the log stood when it started).
+    complete_after: i64,
+    capacity: usize,
 }
 
 /// Stops the hub's reader when dropped.
@@ -68,7 +128,37 @@ impl EventHub {
         Arc::new(EventHub {
             sender,
             published: AtomicI64::new(-1),
+            recent: std::sync::RwLock::new(Recent {
+                events: VecDeque::new(),
+                complete_after: i64::MAX,
+                capacity: buffer.max(16),
+            }),
         })
+    }
+
+    fn recent_mut(&self) -> std::sync::RwLockWriteGuard<'_, Recent> {
+        self.recent
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The events about `kinds` after `after`, from memory, if memory holds all of them.
+    fn recent_after(&self, after: i64, kinds: &[EntityType]) -> Option<Vec<StoredEvent>> {
+        let recent = self
+            .recent
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if after < recent.complete_after {
+            return None;
+        }
+        Some(
+            recent
+                .events
+                .iter()
+                .filter(|event| event.id > after && wanted(kinds, event))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Starts reading the log of `db` forward from its newest event: whenever `watch`
@@ -84,7 +174,12 @@ impl EventHub {
         HubReader(tokio::spawn(async move {
             let mut last = loop {
                 match newest_id(&db).await {
-                    Ok(id) => break id,
+                    Ok(id) => {
+                        if let Some(hub) = hub.upgrade() {
+                            hub.recent_mut().complete_after = id;
+                        }
+                        break id;
+                    }
                     Err(err) => {
                         tracing::warn!(error = %err, "cannot read the event log; trying again");
                         tokio::time::sleep(fallback).await;
@@ -115,8 +210,18 @@ impl EventHub {
             let full = rows.len() as u64 == PAGE;
             for row in rows {
                 last = row.id;
+                let event = Arc::new(Committed::new(row));
+                {
+                    let mut recent = self.recent_mut();
+                    recent.events.push_back(event.clone());
+                    while recent.events.len() > recent.capacity {
+                        if let Some(evicted) = recent.events.pop_front() {
+                            recent.complete_after = evicted.id;
+                        }
+                    }
+                }
                 // No follower listening is fine: nobody is waiting for it.
-                let _ = self.sender.send(Arc::new(row));
+                let _ = self.sender.send(event);
             }
             self.published.store(last, Ordering::SeqCst);
             if !full {
@@ -141,6 +246,7 @@ impl EventHub {
         // Listen first, then read the log: whatever is committed meanwhile arrives on both
         // and is let through once.
         let live = self.sender.subscribe();
+        let mut pending = VecDeque::new();
         let (replaying, emitted) = match after {
             Some(after) => {
                 if after < 0 {
@@ -156,18 +262,26 @@ impl EventHub {
                         format!("`after`: no event {after} yet (the newest is {newest})"),
                     ));
                 }
-                (true, after)
+                match self.recent_after(after, &kinds) {
+                    // Recent enough to resume from memory.
+                    Some(events) => {
+                        pending.extend(events);
+                        (false, after)
+                    }
+                    None => (true, after),
+                }
             }
             // Only what is broadcast from now on arrives: all of it is new.
             None => (false, 0),
         };
         let follower = Follower {
+            hub: self.clone(),
             db,
             kinds,
             live,
             replaying,
             emitted,
-            pending: VecDeque::new(),
+            pending,
             ended: false,
         };
         Ok(stream::unfold(follower, |mut f| async move {
@@ -179,6 +293,7 @@ impl EventHub {
 }
 
 struct Follower {
+    hub: Arc<EventHub>,
     db: DatabaseConnection,
     kinds: Vec<EntityType>,
     live: broadcast::Receiver<StoredEvent>,
@@ -201,10 +316,11 @@ impl Follower {
                 return Some(Ok(event));
             }
             if self.replaying {
-                match read_after(&self.db, self.emitted, &self.kinds, PAGE).await {
+                match read_after(&self.db, self.emitted, &self.kinds, FOLLOWER_PAGE).await {
                     Ok(rows) => {
-                        self.replaying = rows.len() as u64 == PAGE;
-                        self.pending.extend(rows.into_iter().map(Arc::new));
+                        self.replaying = rows.len() as u64 == FOLLOWER_PAGE;
+                        self.pending
+                            .extend(rows.into_iter().map(|row| Arc::new(Committed::new(row))));
                         continue;
                     }
                     Err(err) => {
@@ -222,20 +338,27 @@ impl Follower {
                     return Some(Ok(event));
                 }
                 // A burst larger than the buffer (one commit of a large discovery batch):
-                // what was missed is read from the log, after the last event let through.
-                Err(broadcast::error::RecvError::Lagged(_)) => self.replaying = true,
+                // what was missed comes from memory if it is still there, else from the
+                // log, after the last event let through.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    match self.hub.recent_after(self.emitted, &self.kinds) {
+                        Some(events) => self.pending.extend(events),
+                        None => self.replaying = true,
+                    }
+                }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     }
 
     fn wants(&self, event: &audit_event::Model) -> bool {
-        self.kinds.is_empty()
-            || self
-                .kinds
-                .iter()
-                .any(|kind| kind.as_str() == event.entity_type)
+        wanted(&self.kinds, event)
     }
+}
+
+/// Whether an event is about one of `kinds` (all, when empty).
+fn wanted(kinds: &[EntityType], event: &audit_event::Model) -> bool {
+    kinds.is_empty() || kinds.iter().any(|kind| kind.as_str() == event.entity_type)
 }
 
 /// The id of the newest event (0 when there is none).

@@ -451,6 +451,29 @@ pub async fn deliveries(
     .await
 }
 
+/// How many deliveries are kept, by status (for the metrics).
+pub async fn delivery_counts(db: &impl ConnectionTrait) -> Result<Vec<(String, u64)>> {
+    use sea_orm::QuerySelect;
+    let rows: Vec<(String, i64)> = webhook_delivery::Entity::find()
+        .select_only()
+        .column(webhook_delivery::Column::Status)
+        .column_as(webhook_delivery::Column::Id.count(), "count")
+        .group_by(webhook_delivery::Column::Status)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut counts: Vec<(String, u64)> = [delivery::PENDING, delivery::DELIVERED, delivery::FAILED]
+        .iter()
+        .map(|status| (status.to_string(), 0))
+        .collect();
+    for (status, count) in rows {
+        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
+            slot.1 = count.max(0) as u64;
+        }
+    }
+    Ok(counts)
+}
+
 /// How many deliveries a webhook has had, for `totalCount`.
 pub async fn count_deliveries(db: &impl ConnectionTrait, webhook_id: Uuid) -> Result<u64> {
     use sea_orm::PaginatorTrait;

@@ -25,6 +25,11 @@ use crate::settings::EventSettings;
 pub struct SubscriptionCounts(Mutex<HashMap<String, usize>>);
 
 impl SubscriptionCounts {
+    /// How many subscriptions (and operations in flight) are open on this instance.
+    pub fn total(&self) -> usize {
+        self.counts().values().sum()
+    }
+
     fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
         self.0
             .lock()

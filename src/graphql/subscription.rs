@@ -95,11 +95,7 @@ impl CiPart {
 
     /// The CI as the write left it; null when it was deleted.
     async fn ci(&self) -> Option<ConfigurationItem> {
-        self.0
-            .after
-            .as_ref()
-            .and_then(|state| serde_json::from_value(state.clone()).ok())
-            .map(ConfigurationItem::new)
+        self.0.ci_states()[1].clone().map(ConfigurationItem::new)
     }
 }
 
@@ -331,18 +327,17 @@ impl Subscription {
                 };
                 // Either side of the write may match: a subscriber to servers in service
                 // hears of the one that goes into maintenance, and of the one that comes back.
-                let states: Vec<entity::configuration_item::Model> = [&event.before, &event.after]
-                    .into_iter()
-                    .filter_map(|state| matching::ci_state(state.as_ref(), None))
-                    .collect();
                 let wanted = async {
-                    let classes = Catalogs::new(db.clone(), shared).classes().await?;
+                    let classes = match filter.class {
+                        Some(_) => Some(Catalogs::new(db.clone(), shared).classes().await?),
+                        None => None,
+                    };
                     let graph = match filter.service_id {
                         Some(_) => Some(graph.current(&db).await?),
                         None => None,
                     };
-                    Ok::<bool, Error>(states.iter().any(|ci| {
-                        matching::ci_matches(&filter, ci, &classes, |ci, service| {
+                    Ok::<bool, Error>(event.ci_states().iter().flatten().any(|ci| {
+                        matching::ci_matches(&filter, ci, classes.as_deref(), |ci, service| {
                             graph
                                 .as_ref()
                                 .and_then(|g| g.node(&ci))

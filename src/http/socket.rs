@@ -19,11 +19,14 @@ use futures_util::{SinkExt, StreamExt};
 
 use super::{AppState, authenticate, refuse};
 use crate::domain::auth::Principal;
-use crate::error::Error;
+use crate::error::{Error, codes};
 use crate::graphql::live::{Caller, LiveConnection, LiveExecutor};
 
 /// The close code of a connection closed for silence, or for not initialising in time.
 const IDLE_CLOSE: u16 = 4408;
+/// The close code of a connection whose caller was refused (`graphql-transport-ws`'s
+/// "Forbidden").
+const FORBIDDEN_CLOSE: u16 = 4403;
 /// The close code of a connection whose client did not take its messages in time.
 const SLOW_CLOSE: u16 = 4008;
 /// The longest a connection may go without `connection_init`.
@@ -160,6 +163,12 @@ async fn serve(
             message = messages.next() => match message {
                 Some(WsMessage::Text(text)) => Message::Text(text.into()),
                 Some(WsMessage::Close(code, reason)) => {
+                    // A caller refused at `connection_init` is told so with the code the
+                    // protocol has for it (async-graphql says 1002, a protocol error).
+                    let refused = [codes::UNAUTHENTICATED, codes::FORBIDDEN]
+                        .iter()
+                        .any(|code| reason.starts_with(code));
+                    let code = if code == 1002 && refused { FORBIDDEN_CLOSE } else { code };
                     close(&mut sink, code, reason, &settings).await;
                     break;
                 }
@@ -190,7 +199,7 @@ async fn serve(
                 let reason = format!(
                     "{}: the client took no message for {} s; reconnect and resume with \
                      `after` (limit `send_timeout`)",
-                    crate::error::codes::SUBSCRIBER_TOO_SLOW,
+                    codes::SUBSCRIBER_TOO_SLOW,
                     settings.send_timeout.as_secs()
                 );
                 close(&mut sink, SLOW_CLOSE, reason, &settings).await;

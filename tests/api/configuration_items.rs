@@ -467,17 +467,24 @@ async fn updated_since_and_service_filters_select_recent_changes_and_members() {
     let old = app.create_ci("application", "old", json!({})).await;
     let member = app.create_ci("application", "member", json!({})).await;
     app.create_service("Shop", &[&member]).await;
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let since = chrono::Utc::now();
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    app.create_ci("application", "new", json!({})).await;
+    // "Since" is the server's own time of the first later change: no waiting on the clock.
+    let new = app.create_ci("application", "new", json!({})).await;
+    let since = app
+        .ok(
+            "query($id: ID!) { configurationItem(id: $id) { updatedAt } }",
+            json!({ "id": new }),
+        )
+        .await["configurationItem"]["updatedAt"]
+        .as_str()
+        .expect("a time")
+        .to_owned();
     app.ok(
         "mutation($id: ID!) { updateConfigurationItem(id: $id, input: { owner: \"x\" }) { id } }",
         json!({ "id": old }),
     )
     .await;
     assert_eq!(
-        names(&app, json!({ "updatedSince": since.to_rfc3339() })).await,
+        names(&app, json!({ "updatedSince": since })).await,
         ["new", "old"]
     );
     let service_id = app.ok("{ services { nodes { id } } }", json!({})).await["services"]["nodes"]

@@ -494,4 +494,9 @@ async fn metrics_count_operations_errors_and_discovery() {
         text.contains("cmdb_graphql_operation_duration_seconds_bucket"),
         "{text}"
     );
+    assert!(text.contains("cmdb_subscriptions_open 0"), "{text}");
+    assert!(
+        text.contains(r#"cmdb_webhook_deliveries{status="FAILED"} 0"#),
+        "{text}"
+    );
 }

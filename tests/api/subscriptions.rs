@@ -424,13 +424,13 @@ async fn subscribing_needs_a_token_and_a_revoked_tokens_subscriptions_end() {
     // No token: the connection is refused at connection_init.
     let mut anonymous = Socket::open(&app, "graphql-transport-ws", None).await;
     anonymous.init(json!({})).await;
-    assert!(anonymous.close_code().await.is_some());
+    assert_eq!(anonymous.close_code().await, Some(4403));
     // An unknown token too.
     let mut unknown = Socket::open(&app, "graphql-transport-ws", None).await;
     unknown
         .init(json!({ "authorization": "Bearer not-a-token" }))
         .await;
-    assert!(unknown.close_code().await.is_some());
+    assert_eq!(unknown.close_code().await, Some(4403));
 
     // A viewer may subscribe (through the upgrade request's header this time).
     let viewer = app.token("watcher", Role::Viewer).await;

@@ -65,12 +65,13 @@ pub fn ci_state(before: Option<&Json>, after: Option<&Json>) -> Option<configura
         .and_then(|state| serde_json::from_value(state.clone()).ok())
 }
 
-/// Whether `ci` matches `filter`, as the CI list would decide it. `is_member(ci, service)`
-/// answers the service filter (from the in-memory graph).
+/// Whether `ci` matches `filter`, as the CI list would decide it. `classes` answers the
+/// class filter (none given: nothing matches one); `is_member(ci, service)` the service
+/// filter (from the in-memory graph).
 pub fn ci_matches(
     filter: &CiFilter,
     ci: &configuration_item::Model,
-    classes: &ClassCatalog,
+    classes: Option<&ClassCatalog>,
     is_member: impl Fn(Uuid, Uuid) -> bool,
 ) -> bool {
     if let Some(ids) = &filter.ids
@@ -79,6 +80,9 @@ pub fn ci_matches(
         return false;
     }
     if let Some(class) = &filter.class {
+        let Some(classes) = classes else {
+            return false;
+        };
         let Ok(class) = classes.by_name(class) else {
             return false;
         };

@@ -251,7 +251,7 @@ fn wants(
         return false;
     };
     let filter = filter_of(hook).as_ci_filter();
-    ci_matches(&filter, &ci, classes, |ci, service| {
+    ci_matches(&filter, &ci, Some(classes), |ci, service| {
         members.contains(&(ci, service))
     })
 }
