@@ -123,6 +123,14 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Told whenever this server hears that the database changed (its own writes, other
+    /// instances' and processes'): for whoever must wait until the server has noticed.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.watch.subscribe()
+    }
+}
+
 /// HTTP settings.
 #[derive(Debug, Clone, Default)]
 pub struct HttpOptions {

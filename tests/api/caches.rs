@@ -3,7 +3,7 @@
 //! another instance's as soon as the database tells (PostgreSQL notifications, SQLite's
 //! data version).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cmdb::domain::auth::Role;
 use serde_json::{Value, json};
@@ -27,17 +27,14 @@ async fn settles_without_statements(app: &TestApp, query: &str, variables: &Valu
     false
 }
 
-/// Asks `query` until `done` holds of its answer, for at most five seconds.
+/// Asks `query` until `done` holds of its answer, each time the server hears of a change,
+/// for at most five seconds.
 async fn eventually(app: &TestApp, query: &str, variables: &Value, done: impl Fn(&Value) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    app.until(Duration::from_secs(5), query, || async {
         let data = app.ok(query, variables.clone()).await;
-        if done(&data) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never seen: {data}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        done(&data).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -122,17 +119,15 @@ async fn a_revoked_token_stops_working_at_once_here_and_promptly_elsewhere() {
         "UNAUTHENTICATED",
         "the instance that revoked it refuses it at once"
     );
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let response = other.graphql_with(Some(&token), probe, json!({})).await;
-        if !response.errors().is_empty() {
-            assert_eq!(response.code(), "UNAUTHENTICATED");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the other instance heard of the revocation within its notification delay"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let refused = other
+        .until(
+            Duration::from_secs(3),
+            "the other instance hears of the revocation within its notification delay",
+            || async {
+                let response = other.graphql_with(Some(&token), probe, json!({})).await;
+                (!response.errors().is_empty()).then_some(response)
+            },
+        )
+        .await;
+    assert_eq!(refused.code(), "UNAUTHENTICATED");
 }

@@ -106,6 +106,8 @@ pub struct TestApp {
     settings: Settings,
     /// API tokens by name; requests use `test-admin` unless told otherwise.
     tokens: Arc<Mutex<HashMap<String, String>>>,
+    /// Moves whenever the server hears of a change to the database.
+    changes: tokio::sync::watch::Receiver<u64>,
     _guard: Option<Arc<DbGuard>>,
 }
 
@@ -279,7 +281,9 @@ impl TestApp {
         if options.max_body_bytes == 0 {
             options.max_body_bytes = limits.max_body_bytes;
         }
-        let router = app(AppState::with_settings(db.clone(), settings), &options);
+        let state = AppState::with_settings(db.clone(), settings);
+        let changes = state.changes();
+        let router = app(state, &options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free port");
@@ -295,7 +299,29 @@ impl TestApp {
             config,
             settings: kept_settings,
             tokens,
+            changes,
             _guard: guard,
+        }
+    }
+
+    /// Asks `check` until it gives an answer, waiting in between for the server to hear of
+    /// a change to the database (never on a timer); fails after `limit`, naming `what`.
+    pub async fn until<T, F, Fut>(&self, limit: std::time::Duration, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + limit;
+        // Subscribed before the first check: a change between the check and the wait is
+        // not missed.
+        let mut changes = self.changes.clone();
+        changes.mark_unchanged();
+        loop {
+            if let Some(found) = check().await {
+                return found;
+            }
+            let moved = tokio::time::timeout_at(deadline, changes.changed()).await;
+            assert!(matches!(moved, Ok(Ok(()))), "never seen: {what}");
         }
     }
 

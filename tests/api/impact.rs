@@ -292,15 +292,15 @@ async fn an_unknown_starting_ci_is_not_found() {
 /// The impact of `ci` on `app`, asked until `seen` holds of it (five seconds at most: the
 /// time for another instance's change to be heard of).
 async fn seen_on(app: &TestApp, ci: &str, seen: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let report = impact(app, json!({ "ciIds": [ci] })).await;
-        if seen(&report) {
-            return report;
-        }
-        assert!(std::time::Instant::now() < deadline, "never seen: {report}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    app.until(
+        std::time::Duration::from_secs(5),
+        "the impact after another instance's change",
+        || async {
+            let report = impact(app, json!({ "ciIds": [ci] })).await;
+            seen(&report).then_some(report)
+        },
+    )
+    .await
 }
 
 #[tokio::test]
