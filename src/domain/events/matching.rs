@@ -58,13 +58,6 @@ pub fn changed_fields(before: Option<&Json>, after: Option<&Json>) -> Vec<String
     changed
 }
 
-/// The CI's state an event carries: after the change, or before it for a delete.
-pub fn ci_state(before: Option<&Json>, after: Option<&Json>) -> Option<configuration_item::Model> {
-    after
-        .or(before)
-        .and_then(|state| serde_json::from_value(state.clone()).ok())
-}
-
 /// Whether `ci` matches `filter`, as the CI list would decide it. `classes` answers the
 /// class filter (none given: nothing matches one); `is_member(ci, service)` the service
 /// filter (from the in-memory graph).
