@@ -180,7 +180,7 @@ const FULL_QUERY: &str = "query($id: ID!) { impactAnalysis(input: { ciIds: [$id]
 async fn run(backend: Backend, size: usize) {
     println!("\n## {} ({size} CIs)\n", backend.name);
     let db = db::connect(&backend.config).await.expect("connect");
-    db::migrate(&db).await.expect("migrate");
+    cmdb::domain::migrate(&db).await.expect("migrate");
     let estate = estate::generate(size, 42);
     let started = Instant::now();
     let ids = load::load_estate(&db, &estate).await;

@@ -170,7 +170,7 @@ async fn load(
 /// The raw limit: multi-row upserts of the same CI and relationship rows, 1,000 at a time.
 async fn raw(config: &DbConfig, estate: &estate::Estate) -> Duration {
     let db = db::connect(config).await.expect("connect");
-    db::migrate(&db).await.expect("migrate");
+    cmdb::domain::migrate(&db).await.expect("migrate");
     let classes = ClassCatalog::load(&db).await.expect("classes");
     let types = TypeCatalog::load(&db).await.expect("types");
     let type_ids: HashMap<&str, i32> = types

@@ -97,7 +97,7 @@ async fn prepare(url: &str, estate: &estate::Estate) {
     let db = cmdb::db::connect(&cmdb::db::DbConfig::new(url))
         .await
         .expect("connect");
-    cmdb::db::migrate(&db).await.expect("migrate");
+    cmdb::domain::migrate(&db).await.expect("migrate");
     load::load_estate(&db, estate).await;
 }
 

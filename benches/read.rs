@@ -226,7 +226,7 @@ fn graphql_page(answer: &Value) -> Value {
 async fn run(name: &str, config: DbConfig, size: usize) {
     println!("\n## {name} ({size} CIs)\n");
     let db = db::connect(&config).await.expect("connect");
-    db::migrate(&db).await.expect("migrate");
+    cmdb::domain::migrate(&db).await.expect("migrate");
     let estate = estate::generate(size, 42);
     let started = Instant::now();
     load::load_estate(&db, &estate).await;

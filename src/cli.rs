@@ -336,7 +336,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = db::connect(&args.config())
                 .await
                 .map_err(Error::into_report)?;
-            db::migrate(&db).await.map_err(Error::into_report)?;
+            crate::domain::migrate(&db)
+                .await
+                .map_err(Error::into_report)?;
             tracing::info!(database = %db::redact_password(&args.database_url), "migrations applied");
             Ok(())
         }
@@ -441,7 +443,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let db = db::connect(&args.database.config())
         .await
         .map_err(Error::into_report)?;
-    db::migrate(&db).await.map_err(Error::into_report)?;
+    crate::domain::migrate(&db)
+        .await
+        .map_err(Error::into_report)?;
     tracing::info!(database = %db::redact_password(&args.database.database_url), "database ready");
     if args.demo {
         match demo::load(&db, &Actor::system())
@@ -505,7 +509,9 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let db = db::connect(&args.database.config())
         .await
         .map_err(Error::into_report)?;
-    db::migrate(&db).await.map_err(Error::into_report)?;
+    crate::domain::migrate(&db)
+        .await
+        .map_err(Error::into_report)?;
     let options = ImportOptions {
         file: args.file.clone(),
         source: args.source.clone(),
@@ -536,7 +542,9 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
     let db = db::connect(&args.command.database().config())
         .await
         .map_err(Error::into_report)?;
-    db::migrate(&db).await.map_err(Error::into_report)?;
+    crate::domain::migrate(&db)
+        .await
+        .map_err(Error::into_report)?;
     let actor = Actor::named("cli");
     match args.command {
         TokenCommand::Create { name, role, .. } => {

@@ -13,6 +13,7 @@
 //! - it bumps `version` and `updated_at` of what it changed, and only when something changed;
 //! - it either applies completely or not at all.
 
+pub mod as_of;
 pub mod audit;
 pub mod auth;
 pub mod bulk;
@@ -29,6 +30,7 @@ pub mod discovery;
 pub mod events;
 pub mod graph_log;
 pub mod health;
+pub mod history;
 pub mod identity;
 pub mod impact;
 pub mod incident;
@@ -98,6 +100,14 @@ pub fn now() -> DateTime<Utc> {
     let now = Utc::now();
     now.duration_trunc(TimeDelta::microseconds(1))
         .unwrap_or(now)
+}
+
+/// Brings the database up to date: the schema's migrations, then the one-off replays of
+/// data they ask for (the history of records written before versions were kept). Every
+/// command that opens a database calls this first.
+pub async fn migrate(db: &sea_orm::DatabaseConnection) -> Result<()> {
+    crate::db::migrate(db).await?;
+    history::backfill(db).await
 }
 
 /// A change to an optional field: leave it, clear it, or set it.

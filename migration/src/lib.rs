@@ -16,6 +16,7 @@ mod m20261202_000007_record_integrity;
 mod m20261204_000008_records_keep_their_links;
 mod m20261204_000009_names_ignore_case;
 mod m20261204_000010_webhooks;
+mod m20261205_000011_history;
 
 /// Every migration of the cmdb schema, oldest first.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000008_records_keep_their_links::Migration),
             Box::new(m20261204_000009_names_ignore_case::Migration),
             Box::new(m20261204_000010_webhooks::Migration),
+            Box::new(m20261205_000011_history::Migration),
         ]
     }
 }

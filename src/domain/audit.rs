@@ -12,8 +12,8 @@ use sea_orm::{
 };
 use serde::Serialize;
 
+use super::Result;
 use super::pagination::{Page, PageWindow, SortKey, fetch_page};
-use super::{Result, now};
 
 /// Who makes a change: the name of the token that sent it (or of the server itself), and,
 /// for discovery writes, the source the sender says the data comes from. Both are kept: the
@@ -251,14 +251,14 @@ pub(super) async fn take_commit_turn(db: &impl ConnectionTrait) -> Result<()> {
 }
 
 /// Writes the events of a unit of work to the trail, in its transaction, in as few
-/// statements as the engines allow. Only the unit of work calls this: it is how every
-/// write is audited.
+/// statements as the engines allow, all stamped `occurred_at`; returns their ids, in the
+/// order of the events. Only the unit of work calls this: it is how every write is audited.
 pub(super) async fn write(
     db: &impl ConnectionTrait,
     actor: &Actor,
     events: &[Event],
-) -> Result<()> {
-    let occurred_at = now();
+    occurred_at: DateTime<Utc>,
+) -> Result<Vec<i64>> {
     let mut rows = super::bulk::Rows::new(
         "audit_event",
         &[
@@ -284,8 +284,23 @@ pub(super) async fn write(
             event.after.clone().into(),
         ]);
     }
-    super::bulk::insert(db, rows, "").await?;
-    Ok(())
+    let mut written = super::bulk::insert_returning(db, rows, "id, entity_id").await?;
+    // Ids are taken in the order the rows are inserted, which is the order of the events;
+    // checked, because the versions of the history name the event that wrote them.
+    written.sort_by_key(|(id, _)| *id);
+    let in_order = written.len() == events.len()
+        && written
+            .iter()
+            .zip(events)
+            .all(|((_, entity_id), event)| *entity_id == event.entity_id);
+    if !in_order {
+        return Err(super::Error::internal(anyhow::anyhow!(
+            "the audit trail returned {} ids for {} events, or not in their order",
+            written.len(),
+            events.len()
+        )));
+    }
+    Ok(written.into_iter().map(|(id, _)| id).collect())
 }
 
 /// Which events to list; every given criterion must hold.

@@ -83,19 +83,11 @@ pub async fn insert(db: &impl ConnectionTrait, rows: Rows, tail: &str) -> Result
     let table = quoted(&rows.table);
     match db.get_database_backend() {
         DbBackend::Postgres => {
-            let mut objects = Vec::with_capacity(rows.rows.len());
-            for row in rows.rows {
-                let mut object = Map::with_capacity(rows.columns.len());
-                for (column, value) in rows.columns.iter().zip(row) {
-                    object.insert(column.clone(), to_json(value)?);
-                }
-                objects.push(Json::Object(object));
-            }
+            let document = postgres_document(rows)?;
             let sql = format!(
                 "INSERT INTO {table} ({columns}) SELECT {columns} FROM \
                  jsonb_populate_recordset(NULL::{table}, CAST($1 AS jsonb)) {tail}"
             );
-            let document = serde_json::to_string(&objects)?;
             let result = db
                 .execute_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
@@ -106,17 +98,9 @@ pub async fn insert(db: &impl ConnectionTrait, rows: Rows, tail: &str) -> Result
             Ok(result.rows_affected())
         }
         backend => {
-            let per_statement = (SQLITE_PARAMETERS / rows.columns.len().max(1)).max(1);
-            let row_placeholder = format!("({})", vec!["?"; rows.columns.len()].join(", "));
             let mut written = 0;
-            let mut all = rows.rows.into_iter().peekable();
-            while all.peek().is_some() {
-                let chunk: Vec<Vec<Value>> = all.by_ref().take(per_statement).collect();
-                let sql = format!(
-                    "INSERT INTO {table} ({columns}) VALUES {} {tail}",
-                    vec![row_placeholder.as_str(); chunk.len()].join(", ")
-                );
-                let values: Vec<Value> = chunk.into_iter().flatten().collect();
+            for (placeholders, values) in sqlite_chunks(rows) {
+                let sql = format!("INSERT INTO {table} ({columns}) VALUES {placeholders} {tail}");
                 written += db
                     .execute_raw(Statement::from_sql_and_values(backend, sql, values))
                     .await?
@@ -125,6 +109,82 @@ pub async fn insert(db: &impl ConnectionTrait, rows: Rows, tail: &str) -> Result
             Ok(written)
         }
     }
+}
+
+/// Inserts the rows and returns `returning` (an id and a text column) of each row written.
+pub async fn insert_returning(
+    db: &impl ConnectionTrait,
+    rows: Rows,
+    returning: &str,
+) -> Result<Vec<(i64, String)>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let columns = rows
+        .columns
+        .iter()
+        .map(|c| quoted(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let table = quoted(&rows.table);
+    let mut statements = Vec::new();
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let document = postgres_document(rows)?;
+            statements.push(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!(
+                    "INSERT INTO {table} ({columns}) SELECT {columns} FROM \
+                     jsonb_populate_recordset(NULL::{table}, CAST($1 AS jsonb)) \
+                     RETURNING {returning}"
+                ),
+                [document.into()],
+            ));
+        }
+        backend => {
+            for (placeholders, values) in sqlite_chunks(rows) {
+                statements.push(Statement::from_sql_and_values(
+                    backend,
+                    format!("INSERT INTO {table} ({columns}) VALUES {placeholders} RETURNING {returning}"),
+                    values,
+                ));
+            }
+        }
+    }
+    let mut written = Vec::new();
+    for statement in statements {
+        for row in db.query_all_raw(statement).await? {
+            written.push((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
+        }
+    }
+    Ok(written)
+}
+
+/// The rows as the JSON array `jsonb_populate_recordset` reads.
+fn postgres_document(rows: Rows) -> Result<String> {
+    let mut objects = Vec::with_capacity(rows.rows.len());
+    for row in rows.rows {
+        let mut object = Map::with_capacity(rows.columns.len());
+        for (column, value) in rows.columns.iter().zip(row) {
+            object.insert(column.clone(), to_json(value)?);
+        }
+        objects.push(Json::Object(object));
+    }
+    Ok(serde_json::to_string(&objects)?)
+}
+
+/// The rows cut into SQLite statements: each chunk's `VALUES` placeholders and its values.
+fn sqlite_chunks(rows: Rows) -> Vec<(String, Vec<Value>)> {
+    let per_statement = (SQLITE_PARAMETERS / rows.columns.len().max(1)).max(1);
+    let row_placeholder = format!("({})", vec!["?"; rows.columns.len()].join(", "));
+    let mut chunks = Vec::new();
+    let mut all = rows.rows.into_iter().peekable();
+    while all.peek().is_some() {
+        let chunk: Vec<Vec<Value>> = all.by_ref().take(per_statement).collect();
+        let placeholders = vec![row_placeholder.as_str(); chunk.len()].join(", ");
+        chunks.push((placeholders, chunk.into_iter().flatten().collect()));
+    }
+    chunks
 }
 
 /// The JSON form of a value, as `jsonb_populate_recordset` reads it into a column.

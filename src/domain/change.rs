@@ -317,6 +317,7 @@ async fn changes_by_link<L: sea_orm::EntityTrait>(
             ),
         ],
         Some(first),
+        None,
     )
     .await
 }

@@ -19,6 +19,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::as_of;
 use super::audit::{Action, Actor, EntityType, Event};
 use super::ci_class::{ClassCatalog, validate_attributes};
 use super::discovery::{identity, provenance};
@@ -145,6 +146,9 @@ pub struct CiFilter {
     pub updated_since: Option<DateTime<Utc>>,
     /// Only members of this service.
     pub service_id: Option<Uuid>,
+    /// The CIs as they were at this instant (every other criterion applies to that state),
+    /// rather than as they are.
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// The column a CI list is sorted by; ties are broken by id.
@@ -254,15 +258,12 @@ impl CiFilter {
             condition = condition.add(Column::UpdatedAt.gte(since));
         }
         if let Some(service_id) = self.service_id {
-            condition = condition.add(
-                Column::Id.in_subquery(
-                    service_member::Entity::find()
-                        .select_only()
-                        .column(service_member::Column::CiId)
-                        .filter(service_member::Column::ServiceId.eq(service_id))
-                        .into_query(),
-                ),
-            );
+            let members = service_member::Entity::find()
+                .select_only()
+                .column(service_member::Column::CiId)
+                .filter(service_member::Column::ServiceId.eq(service_id));
+            let members = as_of::as_of(members, as_of::Table::ServiceMember, self.as_of);
+            condition = condition.add(Column::Id.in_subquery(members.into_query()));
         }
         Ok(condition)
     }
@@ -290,6 +291,7 @@ pub async fn list(
     window: &PageWindow,
 ) -> Result<Page<configuration_item::Model>> {
     let select = Entity::find().filter(filter.condition(catalog, backend(db))?);
+    let select = as_of::as_of(select, as_of::Table::ConfigurationItem, filter.as_of);
     let field = order.field;
     fetch_page(db, select, &sort_key(order), window, move |ci| {
         let key = match field {
@@ -308,10 +310,12 @@ pub async fn count(
     catalog: &ClassCatalog,
     filter: &CiFilter,
 ) -> Result<u64> {
-    Ok(Entity::find()
-        .filter(filter.condition(catalog, backend(db))?)
-        .count(db)
-        .await?)
+    let select = Entity::find().filter(filter.condition(catalog, backend(db))?);
+    Ok(
+        as_of::as_of(select, as_of::Table::ConfigurationItem, filter.as_of)
+            .count(db)
+            .await?,
+    )
 }
 
 /// Checks that every CI of `ids` exists; the error names the first missing one as

@@ -180,7 +180,8 @@ pub fn with_columns_of<E: EntityTrait>(
 /// Records of `R` linked to owners through the link table `L`: each owner's records
 /// meeting `condition`, in `order`, at most `first` each (all when `None`). `owner` and
 /// `record` are the link's columns naming the owner and the record; `id` is the record's
-/// own id column.
+/// own id column. With `at`, the records and links as they were at that instant (both must
+/// be kept in the history).
 #[allow(clippy::too_many_arguments)]
 pub async fn linked<R, L>(
     db: &impl ConnectionTrait,
@@ -191,6 +192,7 @@ pub async fn linked<R, L>(
     condition: sea_orm::Condition,
     order: Vec<(Expr, Order)>,
     first: Option<u64>,
+    at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<HashMap<Uuid, Vec<R::Model>>>
 where
     R: EntityTrait,
@@ -198,14 +200,32 @@ where
     R::Model: serde::de::DeserializeOwned,
 {
     use sea_orm::{QueryFilter, QueryTrait};
+    let kept = |name: &str| {
+        super::as_of::Table::for_record(name).ok_or_else(|| {
+            super::Error::internal(anyhow::anyhow!("`{name}` is not kept in the history"))
+        })
+    };
+    let tables = match at {
+        Some(at) => Some((
+            kept(R::default().table_name())?,
+            kept(L::default().table_name())?,
+            at,
+        )),
+        None => None,
+    };
     let base = |owners: &[Uuid]| {
         let mut select = R::find().filter(condition.clone()).into_query();
+        let on = Expr::col((L::default(), record)).equals((R::default(), id));
+        match tables {
+            Some((records, links, at)) => {
+                super::as_of::narrow(&mut select, records, at);
+                super::as_of::join(&mut select, links, on, Some(at));
+            }
+            None => {
+                select.join(JoinType::InnerJoin, L::default(), on);
+            }
+        }
         select
-            .join(
-                JoinType::InnerJoin,
-                L::default(),
-                Expr::col((L::default(), record)).equals((R::default(), id)),
-            )
             .and_where(Expr::col((L::default(), owner)).is_in(owners.iter().copied()))
             .expr_as(Expr::col((L::default(), owner)), Alias::new(OWNER));
         select

@@ -42,6 +42,8 @@ pub struct RelationshipFilter {
     pub target_id: Option<Uuid>,
     /// Type names; any of them.
     pub types: Option<Vec<String>>,
+    /// The relationships as they were at this instant, rather than as they are.
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The relationship with that id, or `NOT_FOUND`.
@@ -50,6 +52,20 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<relationship::Mo
         .one(db)
         .await?
         .ok_or_else(|| Error::not_found("relationship", id))
+}
+
+/// The relationship with that id as it was at `at`, if it existed then.
+pub async fn get_at(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<relationship::Model>> {
+    let select = Entity::find().filter(Column::Id.eq(id));
+    Ok(
+        super::as_of::as_of(select, super::as_of::Table::Relationship, Some(at))
+            .one(db)
+            .await?,
+    )
 }
 
 /// Which end of a relationship a lookup starts from.
@@ -76,6 +92,8 @@ pub struct Listing {
     /// Read the CI at the other end too, with these columns (the field's selection asks
     /// for it).
     pub other_end: Option<super::ci::Columns>,
+    /// The relationships (and CIs at the other end) as they were at this instant.
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A relationship as a listing reads it: without its attributes and times unless the
@@ -117,7 +135,7 @@ pub async fn listed(
     listing: &Listing,
 ) -> Result<HashMap<Uuid, Vec<Listed>>> {
     use sea_orm::QueryTrait;
-    use sea_orm::sea_query::{Alias, Expr, ExprTrait, JoinType, Order};
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order};
     let (own, other) = match listing.end {
         End::Source => (Column::SourceId, Column::TargetId),
         End::Target => (Column::TargetId, Column::SourceId),
@@ -128,6 +146,11 @@ pub async fn listed(
             find = find.filter(Column::TypeId.is_in(types.iter().copied()));
         }
         let mut select = find.into_query();
+        super::as_of::narrow_if(
+            &mut select,
+            super::as_of::Table::Relationship,
+            listing.as_of,
+        );
         select.expr_as(Expr::col((Entity, own)), Alias::new(super::nested::OWNER));
         select
     };
@@ -136,11 +159,12 @@ pub async fn listed(
         .map(super::ci::Columns::list)
         .unwrap_or_default();
     let join = |select: &mut sea_orm::sea_query::SelectStatement| {
-        select.join(
-            JoinType::InnerJoin,
-            configuration_item::Entity,
+        super::as_of::join(
+            select,
+            super::as_of::Table::ConfigurationItem,
             Expr::col((configuration_item::Entity, configuration_item::Column::Id))
                 .equals((Entity, other)),
+            listing.as_of,
         );
         super::nested::with_columns_of::<configuration_item::Entity>(select, "other_", &columns);
     };
@@ -240,6 +264,7 @@ pub async fn list(
 ) -> Result<Page<relationship::Model>> {
     let types = TypeCatalog::load(db).await?;
     let select = Entity::find().filter(filter.condition(&types)?);
+    let select = super::as_of::as_of(select, super::as_of::Table::Relationship, filter.as_of);
     let key = SortKey::by(
         Column::CreatedAt,
         KeyKind::Time,
@@ -256,10 +281,12 @@ pub async fn list(
 /// How many relationships match `filter`.
 pub async fn count(db: &impl ConnectionTrait, filter: &RelationshipFilter) -> Result<u64> {
     let types = TypeCatalog::load(db).await?;
-    Ok(Entity::find()
-        .filter(filter.condition(&types)?)
-        .count(db)
-        .await?)
+    let select = Entity::find().filter(filter.condition(&types)?);
+    Ok(
+        super::as_of::as_of(select, super::as_of::Table::Relationship, filter.as_of)
+            .count(db)
+            .await?,
+    )
 }
 
 fn check_attributes(field: &str, attributes: Option<Json>) -> Result<Json> {

@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use entity::configuration_item;
 use entity::service::{self, Column, Entity};
 use entity::service_member;
@@ -17,6 +18,7 @@ use sea_orm::{
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::as_of;
 use super::audit::{Action, Actor, EntityType, Event};
 use super::pagination::{KeyKind, KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::unit_of_work::UnitOfWork;
@@ -53,6 +55,8 @@ pub struct ServiceFilter {
     pub kind: Option<ServiceKind>,
     pub criticality: Option<Criticality>,
     pub name: Option<TextMatch>,
+    /// The services as they were at this instant, rather than as they are.
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// The full state of a service as the audit trail keeps it.
@@ -77,6 +81,18 @@ pub async fn get_for_update(txn: &impl ConnectionTrait, id: Uuid) -> Result<serv
     super::lock_row(txn, Entity::find_by_id(id))
         .await?
         .ok_or_else(|| Error::not_found("service", id))
+}
+
+/// The service with that id as it was at `at`, if it existed then.
+pub async fn get_at(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Option<service::Model>> {
+    let select = Entity::find().filter(Column::Id.eq(id));
+    Ok(as_of::as_of(select, as_of::Table::Service, Some(at))
+        .one(db)
+        .await?)
 }
 
 /// The services among `ids` that exist, keyed by id.
@@ -120,6 +136,7 @@ pub async fn list(
     window: &PageWindow,
 ) -> Result<Page<service::Model>> {
     let select = Entity::find().filter(filter.condition());
+    let select = as_of::as_of(select, as_of::Table::Service, filter.as_of);
     let key = SortKey::by(
         Column::Name,
         KeyKind::Text,
@@ -135,7 +152,10 @@ pub async fn list(
 
 /// How many services match `filter`.
 pub async fn count(db: &impl ConnectionTrait, filter: &ServiceFilter) -> Result<u64> {
-    Ok(Entity::find().filter(filter.condition()).count(db).await?)
+    let select = Entity::find().filter(filter.condition());
+    Ok(as_of::as_of(select, as_of::Table::Service, filter.as_of)
+        .count(db)
+        .await?)
 }
 
 async fn member_rows(
@@ -162,6 +182,16 @@ pub async fn services_of(
     db: &impl ConnectionTrait,
     ci_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<service::Model>>> {
+    services_of_at(db, ci_ids, &None).await
+}
+
+/// [`services_of`], as they were at an instant when one is given (the services and their
+/// memberships then).
+pub async fn services_of_at(
+    db: &impl ConnectionTrait,
+    ci_ids: &[Uuid],
+    at: &Option<DateTime<Utc>>,
+) -> Result<HashMap<Uuid, Vec<service::Model>>> {
     use sea_orm::sea_query::{Expr, Order};
     super::nested::linked::<Entity, service_member::Entity>(
         db,
@@ -175,8 +205,16 @@ pub async fn services_of(
             (Expr::col((Entity, Column::Id)), Order::Asc),
         ],
         None,
+        *at,
     )
     .await
+}
+
+/// How a nested field lists members: at most `first` each, as of an instant when given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MemberListing {
+    pub first: u64,
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// The member CIs of each of the services, in the order they were added, at most `first`
@@ -184,7 +222,7 @@ pub async fn services_of(
 pub async fn members_of(
     db: &impl ConnectionTrait,
     service_ids: &[Uuid],
-    first: &u64,
+    listing: &MemberListing,
 ) -> Result<HashMap<Uuid, Vec<configuration_item::Model>>> {
     use sea_orm::sea_query::{Expr, Order};
     super::nested::linked::<configuration_item::Entity, service_member::Entity>(
@@ -204,7 +242,8 @@ pub async fn members_of(
                 Order::Asc,
             ),
         ],
-        Some(*first),
+        Some(listing.first),
+        listing.as_of,
     )
     .await
 }

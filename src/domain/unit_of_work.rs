@@ -8,6 +8,8 @@
 //!   kept bookkeeping and says so), so nothing is ever stored without its event;
 //! - the graph change log notes every graph entity that changed, and the transaction takes
 //!   the next graph version just before it commits (see [`super::graph_log`]);
+//! - every CI, relationship, service and membership it changes gets a new version in the
+//!   history (see [`super::history`]), closing the one it replaces, from the same events;
 //! - whoever listens for changes hears of them after they are committed, never before:
 //!   this process at once, other instances through the database (see [`super::changes`]);
 //! - audit event ids grow in commit order (writers take turns from the audit write to the
@@ -25,7 +27,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 use super::audit::{self, Actor, Event};
-use super::{Error, Result, changes, graph_log, now};
+use super::{Error, Result, changes, graph_log, history, now};
 use crate::db::begin_write;
 
 /// Hears of events once they are committed (live updates, webhooks).
@@ -158,7 +160,18 @@ impl UnitOfWork {
             if !events.is_empty() {
                 audit::take_commit_turn(&txn).await?;
             }
-            audit::write(&txn, &self.actor, &events).await?;
+            let stamp = now();
+            let ids = audit::write(&txn, &self.actor, &events, stamp).await?;
+            let stamped: Vec<history::record::Stamped> = ids
+                .iter()
+                .zip(&events)
+                .map(|(audit_id, event)| history::record::Stamped {
+                    audit_id: *audit_id,
+                    at: stamp,
+                    event,
+                })
+                .collect();
+            history::record::record(&txn, &stamped).await?;
             let audited = started.elapsed();
             graph_log::note(&txn, &events).await?;
             graph_log::seal(&txn).await?;

@@ -25,7 +25,7 @@ use super::relationship::Relationship;
 use super::service::Service;
 use crate::domain::audit::EntityType;
 use crate::domain::discovery::provenance;
-use crate::domain::{TextMatch, ci, incident as incidents, relationship as relationships};
+use crate::domain::{TextMatch, as_of, ci, incident as incidents, relationship as relationships};
 use crate::error::Error;
 
 /// Where a configuration item is in its life.
@@ -59,17 +59,28 @@ pub enum Criticality {
 /// A managed component of the estate: a server, a VM, a database, an application...
 /// Read whole, or as a summary ([`ci::Columns::Summary`]) when the selection shows nothing
 /// more; the fields beyond a summary read the whole CI first.
-pub struct ConfigurationItem(pub Arc<configuration_item::Model>, pub ci::Columns);
+/// A CI read as of a past instant (the third field) is read whole, and its nested
+/// relationships, services and CIs are read as of the same instant.
+pub struct ConfigurationItem(
+    pub Arc<configuration_item::Model>,
+    pub ci::Columns,
+    pub Option<DateTime<Utc>>,
+);
 
 impl ConfigurationItem {
     /// Wraps a CI record.
     pub fn new(model: configuration_item::Model) -> Self {
-        ConfigurationItem(Arc::new(model), ci::Columns::All)
+        ConfigurationItem(Arc::new(model), ci::Columns::All, None)
     }
 
     /// Wraps a shared CI record read whole.
     pub fn shared(model: Arc<configuration_item::Model>) -> Self {
-        ConfigurationItem(model, ci::Columns::All)
+        ConfigurationItem(model, ci::Columns::All, None)
+    }
+
+    /// Wraps a CI as it was at `at` (as it is, without), read whole.
+    pub fn at(model: configuration_item::Model, at: Option<DateTime<Utc>>) -> Self {
+        ConfigurationItem(Arc::new(model), ci::Columns::All, at)
     }
 
     /// The whole record: this one, or read (batched) when only a summary is at hand.
@@ -139,15 +150,27 @@ impl ConfigurationItem {
             relationships::End::Source => "target",
             relationships::End::Target => "source",
         };
-        let other_columns = columns_for(ctx.look_ahead().field(other_end));
+        let as_of = self.2;
+        // Read as of an instant, everything is read whole: a later lookup of the rest
+        // would read the current record.
+        let other_columns = columns_for(ctx.look_ahead().field(other_end)).map(|columns| {
+            if as_of.is_some() {
+                ci::Columns::All
+            } else {
+                columns
+            }
+        });
         let listing_columns = other_columns;
         let selection = ctx.look_ahead();
         let listing = relationships::Listing {
             end,
-            whole: selection.field("attributes").exists() || selection.field("createdAt").exists(),
+            whole: as_of.is_some()
+                || selection.field("attributes").exists()
+                || selection.field("createdAt").exists(),
             types,
             first: u64::try_from(first).unwrap_or_default(),
             other_end: other_columns,
+            as_of,
         };
         let listing_whole = listing.whole;
         let list = loaders(ctx)?
@@ -168,6 +191,7 @@ impl ConfigurationItem {
                     other,
                     end,
                     listing_whole,
+                    as_of,
                 ))
             })
             .collect())
@@ -315,11 +339,16 @@ impl ConfigurationItem {
     /// The services this CI is a member of, by name.
     #[graphql(complexity = "2 * child_complexity")]
     async fn services(&self, ctx: &Context<'_>) -> Result<Vec<Lean<Service>>> {
-        let list = loaders(ctx)?.load_one(ServicesOf(self.0.id)).await?;
+        let list = loaders(ctx)?
+            .load_one(ServicesOf {
+                id: self.0.id,
+                args: self.2,
+            })
+            .await?;
         Ok(list
             .unwrap_or_default()
             .into_iter()
-            .map(|s| Lean(Service(s)))
+            .map(|s| Lean(Service(s, self.2)))
             .collect())
     }
 
@@ -491,6 +520,7 @@ impl ConfigurationItemFilter {
                 .service_id
                 .map(|id| parse_id("filter.serviceId", &id))
                 .transpose()?,
+            as_of: None,
         })
     }
 }
@@ -549,12 +579,27 @@ pub struct CiQuery;
 #[Object]
 impl CiQuery {
     /// The CI with this id; null with a `NOT_FOUND` error when there is none.
+    ///
+    /// With `asOf`, the CI as it was at that instant: null (without an error) when it did
+    /// not exist then, readable although deleted since; its `version`, fields,
+    /// `outgoing`/`incoming` (with the CIs at their ends), `services` and `ciClass` are as
+    /// of the same instant. `incidents`, `changes`, `history`, `discoveredBy` and `stale`
+    /// are records of their own and answer as they are now. An instant in the future or
+    /// before the first recorded change is `VALIDATION`.
     async fn configuration_item(
         &self,
         ctx: &Context<'_>,
         id: ID,
+        #[graphql(desc = "Read the CI as it was at this instant.")] as_of: Option<DateTime<Utc>>,
     ) -> Result<Option<ConfigurationItem>> {
         let id = parse_id("id", &id)?;
+        if let Some(at) = as_of {
+            let db = db(ctx)?;
+            as_of::check_instant(db, "asOf", at).await?;
+            return Ok(as_of::ci_at(db, id, at)
+                .await?
+                .map(|ci| ConfigurationItem::at(ci, Some(at))));
+        }
         let ci = loaders(ctx)?
             .load_one(CiById(id))
             .await?
@@ -563,6 +608,8 @@ impl CiQuery {
     }
 
     /// CIs matching the filter, a page at a time (by name unless `orderBy` says otherwise).
+    /// With `asOf`, the CIs as they were at that instant, the filter applying to that
+    /// state (see `configurationItem`).
     #[graphql(complexity = "pagination::complexity(first, last, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn configuration_items(
@@ -570,13 +617,20 @@ impl CiQuery {
         ctx: &Context<'_>,
         filter: Option<ConfigurationItemFilter>,
         order_by: Option<ConfigurationItemOrder>,
+        #[graphql(desc = "List the CIs as they were at this instant.")] as_of: Option<
+            DateTime<Utc>,
+        >,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<ConfigurationItemConnection> {
         let window = pagination::window(ctx, first, after, last, before)?;
-        let filter = filter.unwrap_or_default().into_domain()?;
+        let mut filter = filter.unwrap_or_default().into_domain()?;
+        if let Some(at) = as_of {
+            as_of::check_instant(db(ctx)?, "asOf", at).await?;
+            filter.as_of = Some(at);
+        }
         let order = order_by.map(Into::into).unwrap_or_default();
         let catalog = super::context::classes(ctx).await?;
         let page = ci::list(db(ctx)?, &catalog, &filter, order, &window).await?;
@@ -584,7 +638,9 @@ impl CiQuery {
             let (filter, catalog) = (filter.clone(), catalog.clone());
             Box::pin(async move { ci::count(&db, &catalog, &filter).await })
         });
-        Ok(connection(page, total, ConfigurationItem::new))
+        Ok(connection(page, total, move |ci| {
+            ConfigurationItem::at(ci, as_of)
+        }))
     }
 }
 

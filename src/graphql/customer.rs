@@ -142,7 +142,7 @@ pub(super) async fn service_by_id(ctx: &Context<'_>, id: Uuid) -> Result<Service
     loaders(ctx)?
         .load_one(ServiceById(id))
         .await?
-        .map(Service)
+        .map(|s| Service(s, None))
         .ok_or_else(|| Error::not_found("service", id).into())
 }
 
@@ -370,7 +370,7 @@ fn minutes(delta: chrono::TimeDelta) -> f64 {
 impl ServiceReport {
     /// The service.
     async fn service(&self) -> Service {
-        Service(self.0.service.clone())
+        Service(self.0.service.clone(), None)
     }
 
     /// Start of the period (included).

@@ -168,7 +168,7 @@ pub struct AffectedService(impact::AffectedService);
 impl AffectedService {
     /// The service.
     async fn service(&self) -> Service {
-        Service(self.0.service.clone())
+        Service(self.0.service.clone(), None)
     }
 
     /// The worst state among its affected members.

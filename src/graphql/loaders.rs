@@ -31,6 +31,9 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+use chrono::{DateTime, Utc};
+
+use crate::domain::as_of;
 use crate::domain::changes::{ChangeWatch, Mark, Topic};
 use crate::domain::ci_class::ClassCatalog;
 use crate::domain::relationship_type::TypeCatalog;
@@ -319,12 +322,16 @@ loader!(
     RelationshipsOf(relationships::Listing) => Arc<[SharedListed]>, listed
 );
 loader!(
-    /// The services a CI belongs to.
-    ServicesOf => Vec<service::Model>, services::services_of
+    /// The services a CI belongs to (as of an instant, when given).
+    ServicesOf(Option<DateTime<Utc>>) => Vec<service::Model>, services::services_of_at
 );
 loader!(
-    /// The member CIs of a service, at most that many.
-    MembersOf(u64) => Vec<configuration_item::Model>, services::members_of
+    /// The member CIs of a service, at most that many (as of an instant, when given).
+    MembersOf(services::MemberListing) => Vec<configuration_item::Model>, services::members_of
+);
+loader!(
+    /// A configuration item by id as it was at an instant.
+    CiAt(DateTime<Utc>) => configuration_item::Model, as_of::cis_at
 );
 loader!(
     /// A service by id.

@@ -96,7 +96,7 @@ async fn fetch(ctx: &Context<'_>, field: &str, id: &ID) -> Result<Option<Node>> 
                 UuidKind::Relationship => {
                     Node::Relationship(Relationship::new(relationship::get(db, id).await?))
                 }
-                UuidKind::Service => Node::Service(Service(service::get(db, id).await?)),
+                UuidKind::Service => Node::Service(Service(service::get(db, id).await?, None)),
                 UuidKind::Incident => Node::Incident(Incident(incident::get(db, id).await?)),
                 UuidKind::Change => Node::Change(Change(change::get(db, id).await?)),
                 UuidKind::Customer => Node::Customer(Customer(customer::get(db, id).await?)),

@@ -12,8 +12,9 @@ use super::catalog::RelationshipType;
 use super::ci::ConfigurationItem;
 use super::context::{actor, db, limits, loaders, parse_id, parse_ids, relationship_types};
 use super::lean::{self, Lean, ReadyFields};
-use super::loaders::{CiById, RelationshipById};
+use super::loaders::{CiAt, CiById, RelationshipById};
 use super::pagination::{self, TotalCount, connection, connection_type};
+use crate::domain::as_of;
 use crate::domain::ci;
 use crate::domain::impact::PathStep;
 use crate::domain::relationship::{self as relationships, End};
@@ -31,6 +32,8 @@ pub struct Relationship {
     known_type: Option<Arc<relationship_type::Model>>,
     known_source: Option<(Arc<configuration_item::Model>, ci::Columns)>,
     known_target: Option<(Arc<configuration_item::Model>, ci::Columns)>,
+    /// Read as of this instant: its ends are read as of it too.
+    as_of: Option<DateTime<Utc>>,
 }
 
 impl Relationship {
@@ -45,6 +48,15 @@ impl Relationship {
             known_type: None,
             known_source: None,
             known_target: None,
+            as_of: None,
+        }
+    }
+
+    /// A relationship as it was at `at` (as it is, without).
+    pub fn at(model: relationship::Model, at: Option<DateTime<Utc>>) -> Self {
+        Relationship {
+            as_of: at,
+            ..Relationship::new(model)
         }
     }
 
@@ -55,6 +67,7 @@ impl Relationship {
         other_end: Option<(Arc<configuration_item::Model>, ci::Columns)>,
         end: End,
         whole: bool,
+        as_of: Option<DateTime<Utc>>,
     ) -> Self {
         let (known_source, known_target) = match end {
             End::Source => (None, other_end),
@@ -69,6 +82,7 @@ impl Relationship {
             known_type: None,
             known_source,
             known_target,
+            as_of,
         }
     }
 
@@ -83,6 +97,7 @@ impl Relationship {
             known_type,
             known_source: None,
             known_target: None,
+            as_of: None,
         }
     }
 
@@ -105,9 +120,18 @@ impl Relationship {
             End::Source => (&self.known_target, self.target_id),
             End::Target => (&self.known_source, self.source_id),
         };
-        match known {
-            Some((ci, columns)) => Ok(Lean(ConfigurationItem(ci.clone(), *columns))),
-            None => Ok(Lean(ci_by_id(ctx, id).await?)),
+        match (known, self.as_of) {
+            (Some((ci, columns)), as_of) => {
+                Ok(Lean(ConfigurationItem(ci.clone(), *columns, as_of)))
+            }
+            (None, None) => Ok(Lean(ci_by_id(ctx, id).await?)),
+            (None, Some(at)) => {
+                let ci = loaders(ctx)?
+                    .load_one(CiAt { id, args: at })
+                    .await?
+                    .ok_or_else(|| Error::not_found("configuration item", id))?;
+                Ok(Lean(ConfigurationItem::at(ci, Some(at))))
+            }
         }
     }
 
@@ -221,6 +245,7 @@ impl RelationshipFilter {
             source_id: id("filter.sourceId", self.source_id)?,
             target_id: id("filter.targetId", self.target_id)?,
             types: self.types,
+            as_of: None,
         })
     }
 }
@@ -233,11 +258,25 @@ pub struct RelationshipQuery;
 #[Object]
 impl RelationshipQuery {
     /// The relationship with this id; null with a `NOT_FOUND` error when there is none.
-    async fn relationship(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Relationship>> {
+    /// With `asOf`, as it was then (null when it did not exist then), its ends as of the
+    /// same instant.
+    async fn relationship(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(desc = "Read the relationship as it was at this instant.")] as_of: Option<
+            DateTime<Utc>,
+        >,
+    ) -> Result<Option<Relationship>> {
         let id = parse_id("id", &id)?;
-        Ok(Some(Relationship::new(
-            relationships::get(db(ctx)?, id).await?,
-        )))
+        let db = db(ctx)?;
+        let Some(at) = as_of else {
+            return Ok(Some(Relationship::new(relationships::get(db, id).await?)));
+        };
+        as_of::check_instant(db, "asOf", at).await?;
+        Ok(relationships::get_at(db, id, at)
+            .await?
+            .map(|r| Relationship::at(r, Some(at))))
     }
 
     /// Relationships matching the filter, oldest first, a page at a time.
@@ -246,19 +285,27 @@ impl RelationshipQuery {
         &self,
         ctx: &Context<'_>,
         filter: Option<RelationshipFilter>,
+        #[graphql(
+            desc = "List the relationships as they were at this instant (their ends as of it too)."
+        )]
+        as_of: Option<DateTime<Utc>>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<RelationshipConnection> {
         let window = pagination::window(ctx, first, after, last, before)?;
-        let filter = filter.unwrap_or_default().into_domain()?;
+        let mut filter = filter.unwrap_or_default().into_domain()?;
+        if let Some(at) = as_of {
+            as_of::check_instant(db(ctx)?, "asOf", at).await?;
+            filter.as_of = Some(at);
+        }
         let page = relationships::list(db(ctx)?, &filter, &window).await?;
         let total = TotalCount::new(move |db| {
             let filter = filter.clone();
             Box::pin(async move { relationships::count(&db, &filter).await })
         });
-        Ok(connection(page, total, Relationship::new))
+        Ok(connection(page, total, move |r| Relationship::at(r, as_of)))
     }
 }
 

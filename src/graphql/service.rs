@@ -14,6 +14,7 @@ use super::incident::Incident;
 use super::lean::{self, Lean, ReadyFields};
 use super::loaders::{ChangesOfService, IncidentsOfService, MembersOf};
 use super::pagination::{self, TotalCount, connection, connection_type};
+use crate::domain::as_of;
 use crate::domain::audit::EntityType;
 use crate::domain::incident as incidents;
 use crate::domain::service as services;
@@ -29,7 +30,7 @@ pub enum ServiceKind {
 }
 
 /// A business or technical service, made of member CIs.
-pub struct Service(pub service::Model);
+pub struct Service(pub service::Model, pub Option<DateTime<Utc>>);
 
 connection_type!(
     ServiceConnection,
@@ -122,13 +123,16 @@ impl Service {
     ) -> Result<Vec<Lean<ConfigurationItem>>> {
         let key = MembersOf {
             id: self.0.id,
-            args: u64::try_from(first).unwrap_or_default(),
+            args: services::MemberListing {
+                first: u64::try_from(first).unwrap_or_default(),
+                as_of: self.1,
+            },
         };
         let list = loaders(ctx)?.load_one(key).await?;
         Ok(list
             .unwrap_or_default()
             .into_iter()
-            .map(|ci| Lean(ConfigurationItem::new(ci)))
+            .map(|ci| Lean(ConfigurationItem::at(ci, self.1)))
             .collect())
     }
 
@@ -217,10 +221,27 @@ pub struct ServiceQuery;
 /// Queries about services.
 #[Object]
 impl ServiceQuery {
-    /// The service with this id; null with a `NOT_FOUND` error when there is none.
-    async fn service(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Service>> {
+    /// The service with this id; null with a `NOT_FOUND` error when there is none. With
+    /// `asOf`, the service as it was then (null when it did not exist then), its `members`
+    /// as of the same instant.
+    async fn service(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(desc = "Read the service as it was at this instant (see `configurationItem`).")]
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Option<Service>> {
         let id = parse_id("id", &id)?;
-        Ok(Some(Service(services::get(db(ctx)?, id).await?)))
+        let db = db(ctx)?;
+        match as_of {
+            None => Ok(Some(Service(services::get(db, id).await?, None))),
+            Some(at) => {
+                as_of::check_instant(db, "asOf", at).await?;
+                Ok(services::get_at(db, id, at)
+                    .await?
+                    .map(|s| Service(s, Some(at))))
+            }
+        }
     }
 
     /// Services matching the filter, by name, a page at a time.
@@ -229,24 +250,32 @@ impl ServiceQuery {
         &self,
         ctx: &Context<'_>,
         filter: Option<ServiceFilter>,
+        #[graphql(
+            desc = "List the services as they were at this instant (the filter applies to that state)."
+        )]
+        as_of: Option<DateTime<Utc>>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<ServiceConnection> {
         let window = pagination::window(ctx, first, after, last, before)?;
+        if let Some(at) = as_of {
+            as_of::check_instant(db(ctx)?, "asOf", at).await?;
+        }
         let filter = filter.unwrap_or_default();
         let filter = services::ServiceFilter {
             kind: filter.kind.map(Into::into),
             criticality: filter.criticality.map(Into::into),
             name: filter.name.map(Into::into),
+            as_of,
         };
         let page = services::list(db(ctx)?, &filter, &window).await?;
         let total = TotalCount::new(move |db| {
             let filter = filter.clone();
             Box::pin(async move { services::count(&db, &filter).await })
         });
-        Ok(connection(page, total, Service))
+        Ok(connection(page, total, move |s| Service(s, as_of)))
     }
 }
 
@@ -306,6 +335,7 @@ impl ServiceMutation {
         };
         Ok(Service(
             services::create(db(ctx)?, &actor(ctx), new, limits(ctx)?).await?,
+            None,
         ))
     }
 
@@ -327,6 +357,7 @@ impl ServiceMutation {
         };
         Ok(Service(
             services::update(db(ctx)?, &actor(ctx), id, expected_version, changes).await?,
+            None,
         ))
     }
 
@@ -341,6 +372,7 @@ impl ServiceMutation {
         let ci_ids = parse_ids("ciIds", &ci_ids)?;
         Ok(Service(
             services::add_members(db(ctx)?, &actor(ctx), service_id, ci_ids, limits(ctx)?).await?,
+            None,
         ))
     }
 
@@ -356,6 +388,7 @@ impl ServiceMutation {
         Ok(Service(
             services::remove_members(db(ctx)?, &actor(ctx), service_id, ci_ids, limits(ctx)?)
                 .await?,
+            None,
         ))
     }
 

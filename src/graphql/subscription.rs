@@ -224,7 +224,7 @@ impl ServiceImpactEvent {
         Ok(services::get_many(db(ctx)?, &[self.service_id])
             .await?
             .remove(&self.service_id)
-            .map(Service))
+            .map(|s| Service(s, None)))
     }
 
     /// The CI of the closure the event touched.

@@ -264,7 +264,9 @@ impl TestApp {
         let mut db = db::connect(&config)
             .await
             .expect("connect to the test database");
-        db::migrate(&db).await.expect("migrate the test database");
+        cmdb::domain::migrate(&db)
+            .await
+            .expect("migrate the test database");
         let statements = Arc::new(AtomicUsize::new(0));
         let counter = statements.clone();
         let print_sql = std::env::var_os("TEST_SQL").is_some();

@@ -21,6 +21,7 @@ mod discovery;
 mod errors;
 mod escalation;
 mod health;
+mod history;
 mod http;
 mod impact;
 mod incidents;

@@ -102,6 +102,7 @@ pub(super) async fn incidents_by_link<L: sea_orm::EntityTrait>(
             ),
         ],
         Some(listing.first),
+        None,
     )
     .await
 }
