@@ -17,6 +17,7 @@ mod customer;
 mod discovery;
 mod error;
 mod health;
+mod history;
 mod impact;
 mod incident;
 mod lean;
@@ -69,6 +70,7 @@ pub struct Query(
     health::HealthQuery,
     node::NodeQuery,
     webhook::WebhookQuery,
+    history::HistoryQuery,
 );
 
 /// Everything that can be changed. Every mutation is audited and all-or-nothing.
@@ -84,6 +86,7 @@ pub struct Mutation(
     change::ChangeMutation,
     customer::CustomerMutation,
     webhook::WebhookMutation,
+    history::HistoryMutation,
 );
 
 impl access::Root for Query {

@@ -141,6 +141,7 @@ pub enum Action {
     Approve,
     Reject,
     Assess,
+    Revert,
 }
 
 impl Action {
@@ -157,6 +158,7 @@ impl Action {
             Action::Approve => "APPROVE",
             Action::Reject => "REJECT",
             Action::Assess => "ASSESS",
+            Action::Revert => "REVERT",
         }
     }
 
@@ -173,6 +175,7 @@ impl Action {
             Action::Approve,
             Action::Reject,
             Action::Assess,
+            Action::Revert,
         ]
         .into_iter()
         .find(|a| a.as_str() == text)

@@ -474,6 +474,19 @@ pub async fn update(
     expected_version: Option<i32>,
     changes: CiChanges,
 ) -> Result<configuration_item::Model> {
+    update_as(db, actor, id, expected_version, changes, Action::Update).await
+}
+
+/// [`update`], recorded in the audit trail as `action` (a revert is an update that says
+/// why).
+pub async fn update_as(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    expected_version: Option<i32>,
+    changes: CiChanges,
+    action: Action,
+) -> Result<configuration_item::Model> {
     let name = changes
         .name
         .map(|n| required_text("name", &n, text_limits::NAME))
@@ -518,7 +531,7 @@ pub async fn update(
     if after == before {
         return Ok(before);
     }
-    let after = write_change(&uow, Action::Update, &before, after).await?;
+    let after = write_change(&uow, action, &before, after).await?;
     if after.attributes != before.attributes {
         let catalog = ClassCatalog::load(txn).await?;
         identity::replace(txn, &catalog, &[&after]).await?;

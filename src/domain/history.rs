@@ -10,7 +10,9 @@
 //! pagination as the current read. Instants are those of the audit trail (the commit's
 //! stamp), so "as of the instant event n was written" includes event n.
 
+pub mod diff;
 pub mod record;
+pub mod revert;
 
 use chrono::{DateTime, Utc};
 use entity::configuration_item;

@@ -13,6 +13,7 @@ pub mod graph;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use chrono::{DateTime, Utc};
 use entity::values::LifecycleStatus;
 use entity::{configuration_item, relationship, relationship_type, service, service_member};
 use sea_orm::{
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 use self::analysis::{Candidate, Direction, ImpactState, Options, Reached};
 use self::graph::{EdgeRecord, FastMap, FastSet, Graph, NodeFacts};
+use super::as_of;
 use super::audit::EntityType;
 use super::changes::{ChangeWatch, Mark, Topic};
 use super::relationship_type::TypeCatalog;
@@ -66,7 +68,11 @@ fn facts(row: &NodeRow) -> NodeFacts {
     }
 }
 
-async fn node_rows(db: &impl ConnectionTrait, ids: Option<&[Uuid]>) -> Result<Vec<NodeRow>> {
+async fn node_rows(
+    db: &impl ConnectionTrait,
+    ids: Option<&[Uuid]>,
+    at: Option<DateTime<Utc>>,
+) -> Result<Vec<NodeRow>> {
     let mut query = configuration_item::Entity::find()
         .select_only()
         .column(configuration_item::Column::Id)
@@ -80,10 +86,15 @@ async fn node_rows(db: &impl ConnectionTrait, ids: Option<&[Uuid]>) -> Result<Ve
     if let Some(ids) = ids {
         query = query.filter(configuration_item::Column::Id.is_in(ids.iter().copied()));
     }
+    let query = as_of::as_of(query, as_of::Table::ConfigurationItem, at);
     Ok(query.into_tuple::<NodeRow>().all(db).await?)
 }
 
-async fn edge_rows(db: &impl ConnectionTrait, ids: Option<&[Uuid]>) -> Result<Vec<EdgeRecord>> {
+async fn edge_rows(
+    db: &impl ConnectionTrait,
+    ids: Option<&[Uuid]>,
+    at: Option<DateTime<Utc>>,
+) -> Result<Vec<EdgeRecord>> {
     let mut query = relationship::Entity::find()
         .select_only()
         .column(relationship::Column::Id)
@@ -93,6 +104,7 @@ async fn edge_rows(db: &impl ConnectionTrait, ids: Option<&[Uuid]>) -> Result<Ve
     if let Some(ids) = ids {
         query = query.filter(relationship::Column::Id.is_in(ids.iter().copied()));
     }
+    let query = as_of::as_of(query, as_of::Table::Relationship, at);
     Ok(query
         .into_tuple::<(Uuid, Uuid, Uuid, i32)>()
         .all(db)
@@ -110,6 +122,7 @@ async fn edge_rows(db: &impl ConnectionTrait, ids: Option<&[Uuid]>) -> Result<Ve
 async fn services_with_members(
     db: &impl ConnectionTrait,
     ids: Option<&[Uuid]>,
+    at: Option<DateTime<Utc>>,
 ) -> Result<Vec<(service::Model, Vec<Uuid>)>> {
     let mut services = service::Entity::find();
     let mut members = service_member::Entity::find();
@@ -117,6 +130,8 @@ async fn services_with_members(
         services = services.filter(service::Column::Id.is_in(ids.iter().copied()));
         members = members.filter(service_member::Column::ServiceId.is_in(ids.iter().copied()));
     }
+    let services = as_of::as_of(services, as_of::Table::Service, at);
+    let members = as_of::as_of(members, as_of::Table::ServiceMember, at);
     let mut by_service: FastMap<Uuid, Vec<(chrono::DateTime<chrono::Utc>, Uuid)>> =
         FastMap::default();
     for member in members.all(db).await? {
@@ -154,18 +169,18 @@ async fn type_rules(db: &impl ConnectionTrait) -> Result<Vec<(i32, graph::TypeRu
         .collect())
 }
 
-/// Reads the whole graph.
-async fn load(db: &impl ConnectionTrait, version: i64) -> Result<Graph> {
+/// Reads the whole graph (as it was at `at`, when given).
+async fn load(db: &impl ConnectionTrait, version: i64, at: Option<DateTime<Utc>>) -> Result<Graph> {
     let mut graph = Graph::default();
     graph.version = version;
     graph.set_types(type_rules(db).await?);
-    for row in node_rows(db, None).await? {
+    for row in node_rows(db, None, at).await? {
         graph.upsert_node(row.0, facts(&row));
     }
-    for edge in edge_rows(db, None).await? {
+    for edge in edge_rows(db, None, at).await? {
         graph.upsert_edge(edge);
     }
-    for (service, members) in services_with_members(db, None).await? {
+    for (service, members) in services_with_members(db, None, at).await? {
         graph.upsert_service(service, members);
     }
     Ok(graph)
@@ -195,7 +210,7 @@ async fn apply_changes(db: &impl ConnectionTrait, graph: &mut Graph, up_to: i64)
     }
     let cis: Vec<Uuid> = cis.into_iter().collect();
     for chunk in cis.chunks(500) {
-        let rows = node_rows(db, Some(chunk)).await?;
+        let rows = node_rows(db, Some(chunk), None).await?;
         let present: FastSet<Uuid> = rows.iter().map(|r| r.0).collect();
         for row in &rows {
             graph.upsert_node(row.0, facts(row));
@@ -206,7 +221,7 @@ async fn apply_changes(db: &impl ConnectionTrait, graph: &mut Graph, up_to: i64)
     }
     let edges: Vec<Uuid> = edges.into_iter().collect();
     for chunk in edges.chunks(500) {
-        let rows = edge_rows(db, Some(chunk)).await?;
+        let rows = edge_rows(db, Some(chunk), None).await?;
         let present: FastSet<Uuid> = rows.iter().map(|r| r.id).collect();
         for row in rows {
             graph.upsert_edge(row);
@@ -217,7 +232,7 @@ async fn apply_changes(db: &impl ConnectionTrait, graph: &mut Graph, up_to: i64)
     }
     let services: Vec<Uuid> = services.into_iter().collect();
     for chunk in services.chunks(500) {
-        let rows = services_with_members(db, Some(chunk)).await?;
+        let rows = services_with_members(db, Some(chunk), None).await?;
         let present: FastSet<Uuid> = rows.iter().map(|r| r.0.id).collect();
         for (service, members) in rows {
             graph.upsert_service(service, members);
@@ -267,6 +282,19 @@ impl GraphCache {
         self.graph.read().ok().and_then(|g| g.clone())
     }
 
+    /// The graph as it was at `at` (read from the history: the types' rules are today's),
+    /// or the current one.
+    pub async fn at(
+        &self,
+        db: &impl ConnectionTrait,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Arc<Graph>> {
+        match at {
+            None => self.current(db).await,
+            Some(at) => Ok(Arc::new(load(db, 0, Some(at)).await?)),
+        }
+    }
+
     /// The graph as of the latest committed change.
     pub async fn current(&self, db: &impl ConnectionTrait) -> Result<Arc<Graph>> {
         if let (Some(watch), Some((graph, mark))) = (&self.watch, self.snapshot())
@@ -294,7 +322,7 @@ impl GraphCache {
             }
             _ => {
                 let started = std::time::Instant::now();
-                let graph = load(db, version).await?;
+                let graph = load(db, version, None).await?;
                 tracing::info!(
                     cis = graph.node_count(),
                     relationships = graph.edge_count(),
@@ -333,6 +361,8 @@ pub struct ImpactRequest {
     pub include_retired: bool,
     /// Most CIs to list; counts stay exact.
     pub limit: Option<usize>,
+    /// Analyse the graph as it was at this instant rather than as it is.
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// One relationship of a path, as the graph knows it.
@@ -369,6 +399,8 @@ pub struct ImpactReport {
     pub truncated: bool,
     /// The graph the answer was computed on: it names every CI of the answer.
     pub graph: Arc<Graph>,
+    /// The instant the graph is of, when not the current one.
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 fn options(
@@ -452,7 +484,7 @@ pub async fn analyse(
         request.include_retired,
         limits,
     )?;
-    let graph = cache.current(db).await?;
+    let graph = cache.at(db, request.as_of).await?;
     check_known(&graph, &request.ci_ids, "ciIds")?;
     let analysis = analysis::analyse(&graph, &request.ci_ids, &options);
     if analysis.stopped() {
@@ -489,6 +521,7 @@ pub async fn analyse(
         by_state,
         truncated: reached.len() > limit,
         graph: graph.clone(),
+        as_of: request.as_of,
     })
 }
 
@@ -510,10 +543,11 @@ pub async fn root_causes(
     failing: &[Uuid],
     max_depth: Option<u32>,
     limit: usize,
+    at: Option<DateTime<Utc>>,
 ) -> Result<Vec<RootCause>> {
     let types = cache.types(db).await?;
     let options = options(&types, Direction::Upstream, max_depth, None, false, limits)?;
-    let graph = cache.current(db).await?;
+    let graph = cache.at(db, at).await?;
     check_known(&graph, failing, "ciIds")?;
     let (candidates, trees) = analysis::root_causes(&graph, failing, &options);
     Ok(candidates

@@ -53,6 +53,7 @@ pub const EDIT: &[&str] = &[
     "deleteCustomer",
     "addCustomerService",
     "removeCustomerService",
+    "revertConfigurationItem",
 ];
 
 /// Mutations only a change manager (or an admin) may run.
@@ -120,6 +121,8 @@ pub const READ: &[&str] = &[
     "cmdbHealth",
     "node",
     "nodes",
+    "configurationItemVersion",
+    "changesBetween",
 ];
 
 /// Subscriptions any reader may hold.

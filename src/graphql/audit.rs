@@ -70,6 +70,9 @@ pub enum AuditAction {
     Reject,
     /// Recomputed a change's assessment.
     Assess,
+    /// Brought a configuration item back to the state of an earlier version (a new version;
+    /// history is never rewritten).
+    Revert,
 }
 
 /// One write, with who made it, when, and the full state before and after.

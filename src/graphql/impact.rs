@@ -12,6 +12,7 @@ use async_graphql::{
     Context, ContextSelectionSet, Enum, ID, InputObject, Object, OutputType, Positioned, Result,
     ServerResult, SimpleObject, Value,
 };
+use chrono::{DateTime, Utc};
 use entity::configuration_item;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
@@ -20,12 +21,12 @@ use super::catalog::{CiClass, class_by_id};
 use super::ci::{ConfigurationItem, Criticality};
 use super::context::{db, limits, loaders, parse_ids};
 use super::customer::{AffectedCustomer, affected_customers};
-use super::loaders::{Catalogs, CiById};
+use super::loaders::{Catalogs, CiAt, CiById};
 use super::relationship::Relationship;
 use super::service::Service;
-use crate::domain::ci;
 use crate::domain::impact::{self, GraphCache, ImpactRequest, PathStep, analysis};
 use crate::domain::relationship_type::TypeCatalog;
+use crate::domain::{as_of, ci};
 use crate::error::Error;
 
 /// Which way to walk from the starting CIs.
@@ -80,6 +81,10 @@ pub struct ImpactAnalysisInput {
     pub include_retired: bool,
     /// Most CIs to list in `affectedCis` (counts stay exact; see `truncated`).
     pub limit: Option<i32>,
+    /// Analyse the estate as it was at this instant (CIs, relationships and services then;
+    /// the relationship types' propagation rules as they are now). In the future or before
+    /// the first recorded change is `VALIDATION`.
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// What the report's resolvers share: the CI records and relationship types fetched once
@@ -88,6 +93,8 @@ pub struct ImpactAnalysisInput {
 struct Prefetched {
     cis: HashMap<Uuid, Arc<configuration_item::Model>>,
     types: Option<Arc<TypeCatalog>>,
+    /// The instant the report is of, when not now: CIs are read as of it.
+    as_of: Option<DateTime<Utc>>,
 }
 
 /// An affected CI, with why it is affected.
@@ -104,12 +111,24 @@ fn path(steps: &[PathStep], prefetched: &Prefetched) -> Vec<Relationship> {
                 .types
                 .as_ref()
                 .and_then(|types| types.shared(step.type_id));
-            Relationship::known(step, known_type)
+            Relationship::known(step, known_type).as_of(prefetched.as_of)
         })
         .collect()
 }
 
-async fn ci(ctx: &Context<'_>, id: uuid::Uuid) -> Result<ConfigurationItem> {
+/// A CI of the answer: as it is, or as it was at `at`.
+async fn ci(
+    ctx: &Context<'_>,
+    id: uuid::Uuid,
+    at: Option<DateTime<Utc>>,
+) -> Result<ConfigurationItem> {
+    if let Some(at) = at {
+        let ci = loaders(ctx)?
+            .load_one(CiAt { id, args: at })
+            .await?
+            .ok_or_else(|| Error::not_found("configuration item", id))?;
+        return Ok(ConfigurationItem::at(ci, Some(at)));
+    }
     let ci = loaders(ctx)?
         .load_one(CiById(id))
         .await?
@@ -117,7 +136,26 @@ async fn ci(ctx: &Context<'_>, id: uuid::Uuid) -> Result<ConfigurationItem> {
     Ok(ConfigurationItem::shared(ci))
 }
 
-async fn cis(ctx: &Context<'_>, ids: &[uuid::Uuid]) -> Result<Vec<ConfigurationItem>> {
+/// CIs of the answer, in order: as they are, or as they were at `at`.
+async fn cis(
+    ctx: &Context<'_>,
+    ids: &[uuid::Uuid],
+    at: Option<DateTime<Utc>>,
+) -> Result<Vec<ConfigurationItem>> {
+    if let Some(at) = at {
+        let found = loaders(ctx)?
+            .load_many(ids.iter().map(|id| CiAt { id: *id, args: at }))
+            .await?;
+        return Ok(ids
+            .iter()
+            .filter_map(|id| {
+                found
+                    .get(&CiAt { id: *id, args: at })
+                    .cloned()
+                    .map(|ci| ConfigurationItem::at(ci, Some(at)))
+            })
+            .collect());
+    }
     let found = loaders(ctx)?
         .load_many(ids.iter().map(|id| CiById(*id)))
         .await?;
@@ -138,8 +176,12 @@ impl AffectedCi {
     /// The CI.
     async fn ci(&self, ctx: &Context<'_>) -> Result<ConfigurationItem> {
         match self.prefetched.cis.get(&self.entry.ci_id) {
-            Some(model) => Ok(ConfigurationItem::shared(model.clone())),
-            None => ci(ctx, self.entry.ci_id).await,
+            Some(model) => Ok(ConfigurationItem(
+                model.clone(),
+                ci::Columns::All,
+                self.prefetched.as_of,
+            )),
+            None => ci(ctx, self.entry.ci_id, self.prefetched.as_of).await,
         }
     }
 
@@ -161,14 +203,14 @@ impl AffectedCi {
 }
 
 /// A service with affected members.
-pub struct AffectedService(impact::AffectedService);
+pub struct AffectedService(impact::AffectedService, Option<DateTime<Utc>>);
 
 /// A service with affected members.
 #[Object]
 impl AffectedService {
     /// The service.
     async fn service(&self) -> Service {
-        Service(self.0.service.clone(), None)
+        Service(self.0.service.clone(), self.1)
     }
 
     /// The worst state among its affected members.
@@ -183,7 +225,7 @@ impl AffectedService {
 
     /// Its members that are affected: why the service is.
     async fn affected_members(&self, ctx: &Context<'_>) -> Result<Vec<ConfigurationItem>> {
-        cis(ctx, &self.0.affected_members).await
+        cis(ctx, &self.0.affected_members, self.1).await
     }
 }
 
@@ -284,14 +326,17 @@ impl OutputType for AffectedCiList {
         }
         // Field by field, with the CI records and types read once for the whole list.
         let ids: Vec<Uuid> = self.report.affected.iter().map(|a| a.ci_id).collect();
-        let cis = ci::get_many(db, &ids)
-            .await
-            .map_err(server_error)?
-            .into_iter()
-            .map(|(id, model)| (id, Arc::new(model)))
-            .collect();
+        let as_of = self.report.as_of;
+        let cis = match as_of {
+            Some(at) => as_of::cis_at(db, &ids, &at).await,
+            None => ci::get_many(db, &ids).await,
+        }
+        .map_err(server_error)?
+        .into_iter()
+        .map(|(id, model)| (id, Arc::new(model)))
+        .collect();
         let types = Some(catalogs.types().await.map_err(server_error)?);
-        let prefetched = Arc::new(Prefetched { cis, types });
+        let prefetched = Arc::new(Prefetched { cis, types, as_of });
         let items: Vec<AffectedCi> = self
             .report
             .affected
@@ -324,7 +369,7 @@ impl ImpactReport {
             .services
             .iter()
             .cloned()
-            .map(AffectedService)
+            .map(|service| AffectedService(service, self.report.as_of))
             .collect()
     }
 
@@ -385,6 +430,7 @@ impl ImpactReport {
 pub struct Explanation {
     failing: uuid::Uuid,
     path: Vec<PathStep>,
+    as_of: Option<DateTime<Utc>>,
 }
 
 /// How a candidate reaches one failing CI.
@@ -392,24 +438,28 @@ pub struct Explanation {
 impl Explanation {
     /// The failing CI explained.
     async fn failing_ci(&self, ctx: &Context<'_>) -> Result<ConfigurationItem> {
-        ci(ctx, self.failing).await
+        ci(ctx, self.failing, self.as_of).await
     }
 
     /// The relationships from the candidate to the failing CI.
     async fn path(&self) -> Vec<Relationship> {
-        path(&self.path, &Prefetched::default())
+        let prefetched = Prefetched {
+            as_of: self.as_of,
+            ..Prefetched::default()
+        };
+        path(&self.path, &prefetched)
     }
 }
 
 /// An upstream CI that would explain several failures at once.
-pub struct RootCauseCandidate(impact::RootCause);
+pub struct RootCauseCandidate(impact::RootCause, Option<DateTime<Utc>>);
 
 /// An upstream CI that would explain several failures at once.
 #[Object]
 impl RootCauseCandidate {
     /// The suspect.
     async fn ci(&self, ctx: &Context<'_>) -> Result<ConfigurationItem> {
-        ci(ctx, self.0.ci_id).await
+        ci(ctx, self.0.ci_id, self.1).await
     }
 
     /// How many of the failing CIs it explains.
@@ -419,7 +469,7 @@ impl RootCauseCandidate {
 
     /// The failing CIs it explains.
     async fn explained_cis(&self, ctx: &Context<'_>) -> Result<Vec<ConfigurationItem>> {
-        cis(ctx, &self.0.explains).await
+        cis(ctx, &self.0.explains, self.1).await
     }
 
     /// The sum of its distances to the failing CIs it explains (smaller is closer).
@@ -435,6 +485,7 @@ impl RootCauseCandidate {
             .map(|(failing, path)| Explanation {
                 failing: *failing,
                 path: path.clone(),
+                as_of: self.1,
             })
             .collect()
     }
@@ -470,7 +521,11 @@ impl ImpactQuery {
             relationship_types: input.relationship_types,
             include_retired: input.include_retired,
             limit: non_negative("limit", input.limit)?.map(|l| l as usize),
+            as_of: input.as_of,
         };
+        if let Some(at) = input.as_of {
+            as_of::check_instant(db(ctx)?, "input.asOf", at).await?;
+        }
         let cache = ctx.data::<Arc<GraphCache>>()?;
         let report = impact::analyse(db(ctx)?, cache, limits(ctx)?, &request).await?;
         Ok(ImpactReport {
@@ -486,13 +541,30 @@ impl ImpactQuery {
         ci_ids: Vec<ID>,
         max_depth: Option<i32>,
         #[graphql(default = 10, desc = "Most candidates to return.")] limit: i32,
+        #[graphql(desc = "Look for causes in the estate as it was at this instant.")] as_of: Option<
+            DateTime<Utc>,
+        >,
     ) -> Result<Vec<RootCauseCandidate>> {
+        if let Some(at) = as_of {
+            as_of::check_instant(db(ctx)?, "asOf", at).await?;
+        }
         let failing = parse_ids("ciIds", &ci_ids)?;
         let max_depth = non_negative("maxDepth", max_depth)?;
         let limit = non_negative("limit", Some(limit))?.unwrap_or(10) as usize;
         let cache = ctx.data::<Arc<GraphCache>>()?;
-        let candidates =
-            impact::root_causes(db(ctx)?, cache, limits(ctx)?, &failing, max_depth, limit).await?;
-        Ok(candidates.into_iter().map(RootCauseCandidate).collect())
+        let candidates = impact::root_causes(
+            db(ctx)?,
+            cache,
+            limits(ctx)?,
+            &failing,
+            max_depth,
+            limit,
+            as_of,
+        )
+        .await?;
+        Ok(candidates
+            .into_iter()
+            .map(|candidate| RootCauseCandidate(candidate, as_of))
+            .collect())
     }
 }

@@ -101,6 +101,12 @@ impl Relationship {
         }
     }
 
+    /// The same relationship, its ends read as of `at` when given.
+    pub fn as_of(mut self, at: Option<DateTime<Utc>>) -> Self {
+        self.as_of = at;
+        self
+    }
+
     /// Its type, from the request's catalogue.
     async fn type_of(&self, ctx: &Context<'_>) -> Result<Lean<RelationshipType>> {
         if let Some(known) = &self.known_type {

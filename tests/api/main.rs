@@ -38,4 +38,5 @@ mod schema;
 mod service_levels;
 mod services;
 mod subscriptions;
+mod time_travel;
 mod webhooks;
