@@ -79,10 +79,7 @@ pub async fn check_instant(
     at: DateTime<Utc>,
 ) -> Result<()> {
     if at > now() {
-        return Err(Error::invalid(
-            field,
-            &format!("`{field}` is in the future"),
-        ));
+        return Err(Error::invalid(field, format!("`{field}` is in the future")));
     }
     let row = db
         .query_one_raw(bulk::statement(
@@ -99,11 +96,11 @@ pub async fn check_instant(
         Some(first) if at >= first => Ok(()),
         Some(first) => Err(Error::invalid(
             field,
-            &format!("`{field}` is before the first recorded change ({first})"),
+            format!("`{field}` is before the first recorded change ({first})"),
         )),
         None => Err(Error::invalid(
             field,
-            &format!("`{field}`: nothing has been recorded yet"),
+            format!("`{field}`: nothing has been recorded yet"),
         )),
     }
 }

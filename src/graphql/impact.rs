@@ -111,7 +111,7 @@ fn path(steps: &[PathStep], prefetched: &Prefetched) -> Vec<Relationship> {
                 .types
                 .as_ref()
                 .and_then(|types| types.shared(step.type_id));
-            Relationship::known(step, known_type).as_of(prefetched.as_of)
+            Relationship::known(step, known_type).read_as_of(prefetched.as_of)
         })
         .collect()
 }

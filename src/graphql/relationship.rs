@@ -102,7 +102,7 @@ impl Relationship {
     }
 
     /// The same relationship, its ends read as of `at` when given.
-    pub fn as_of(mut self, at: Option<DateTime<Utc>>) -> Self {
+    pub fn read_as_of(mut self, at: Option<DateTime<Utc>>) -> Self {
         self.as_of = at;
         self
     }
@@ -287,6 +287,7 @@ impl RelationshipQuery {
 
     /// Relationships matching the filter, oldest first, a page at a time.
     #[graphql(complexity = "pagination::complexity(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn relationships(
         &self,
         ctx: &Context<'_>,

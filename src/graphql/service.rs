@@ -246,6 +246,7 @@ impl ServiceQuery {
 
     /// Services matching the filter, by name, a page at a time.
     #[graphql(complexity = "pagination::complexity(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn services(
         &self,
         ctx: &Context<'_>,

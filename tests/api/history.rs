@@ -170,3 +170,46 @@ async fn services_read_with_their_members_as_they_were() {
         json!([{ "name": "db" }])
     );
 }
+
+#[tokio::test]
+async fn history_recorded_before_versions_were_kept_reads_as_of_its_times_after_a_restart() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn().await;
+    let web = app
+        .create_ci("application", "web", json!({ "port": 80 }))
+        .await;
+    let db = app.create_ci("database", "db", json!({})).await;
+    app.relate(&[(&web, "depends_on", &db)]).await;
+    app.create_service("Shop", &[&web]).await;
+    let first = latest_instant(&app).await;
+    update(&app, &web, json!({ "name": "web-2" })).await;
+    update(&app, &db, json!({ "status": "UNDER_MAINTENANCE" })).await;
+    let second = latest_instant(&app).await;
+    async fn answers(app: &TestApp, web: &str, instants: &[&str]) -> Vec<Value> {
+        let mut all = Vec::new();
+        for at in instants {
+            all.push(app.ok(CI_AT, json!({ "id": web, "at": at })).await);
+        }
+        all
+    }
+    let instants = [first.as_str(), second.as_str()];
+    let before = answers(&app, &web, &instants).await;
+
+    // A database migrated from before versions were kept: no versions, the trail to replay.
+    for sql in [
+        "DELETE FROM configuration_item_version",
+        "DELETE FROM relationship_version",
+        "DELETE FROM service_version",
+        "DELETE FROM service_member_version",
+        "UPDATE history_backfill SET through = (SELECT MAX(id) FROM audit_event)",
+    ] {
+        app.db.execute_unprepared(sql).await.expect("rewind");
+    }
+    let restarted = app.another_instance().await;
+    assert_eq!(answers(&restarted, &web, &instants).await, before);
+    assert_eq!(
+        before[0]["configurationItem"]["name"],
+        json!("web"),
+        "{before:?}"
+    );
+}

@@ -214,7 +214,7 @@ pub fn plan(open: Open, events: &[Stamped]) -> Plan {
                     }
                 }
                 for ci in wanted {
-                    if !current.contains_key(&ci) {
+                    if let std::collections::hash_map::Entry::Vacant(entry) = current.entry(ci) {
                         member_rows.push(MemberRow {
                             service_id: id,
                             ci_id: ci,
@@ -222,7 +222,7 @@ pub fn plan(open: Open, events: &[Stamped]) -> Plan {
                             valid_from: stamp.at,
                             valid_to: None,
                         });
-                        current.insert(ci, Opened::New(member_rows.len() - 1));
+                        entry.insert(Opened::New(member_rows.len() - 1));
                     }
                 }
             }
@@ -412,4 +412,158 @@ pub async fn record(db: &impl ConnectionTrait, events: &[Stamped<'_>]) -> Result
     }
     let open = load_open(db, &events).await?;
     write(db, plan(open, &events)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use crate::domain::audit::Action;
+
+    fn at(second: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, second)
+            .single()
+            .expect("an instant")
+    }
+
+    fn ci_state(id: Uuid, name: &str, version: i32) -> Json {
+        json!({
+            "id": id, "class_id": 1, "name": name, "description": null, "status": "IN_SERVICE",
+            "environment": null, "criticality": null, "owner": null, "attributes": {},
+            "version": version, "created_at": at(0), "updated_at": at(0)
+        })
+    }
+
+    fn event(entity_type: EntityType, id: Uuid, after: Option<Json>) -> Event {
+        Event {
+            entity_type,
+            entity_id: id.to_string(),
+            action: Action::Update,
+            before: None,
+            after,
+        }
+    }
+
+    #[test]
+    fn each_event_closes_the_version_it_replaces_and_opens_its_own() {
+        let id = Uuid::from_u128(7);
+        let events = [
+            event(
+                EntityType::ConfigurationItem,
+                id,
+                Some(ci_state(id, "a", 2)),
+            ),
+            event(
+                EntityType::ConfigurationItem,
+                id,
+                Some(ci_state(id, "b", 3)),
+            ),
+            event(EntityType::ConfigurationItem, id, None),
+        ];
+        let stamped: Vec<Stamped> = events
+            .iter()
+            .zip([(10, 1), (11, 1), (12, 2)])
+            .map(|(event, (audit_id, second))| Stamped {
+                audit_id,
+                at: at(second),
+                event,
+            })
+            .collect();
+        let open = Open {
+            cis: [(id, 5)].into_iter().collect(),
+            ..Open::default()
+        };
+        let plan = plan(open, &stamped);
+        // The stored version (written by event 5) ends when the first event is written.
+        assert_eq!(
+            plan.closes,
+            vec![Close {
+                table: Table::ConfigurationItem,
+                audit_id: 5,
+                ci_id: None,
+                at: at(1)
+            }]
+        );
+        type Interval = (i64, i32, DateTime<Utc>, Option<DateTime<Utc>>);
+        let intervals: Vec<Interval> = plan
+            .cis
+            .iter()
+            .map(|row| {
+                (
+                    row.audit_id,
+                    row.state.version,
+                    row.valid_from,
+                    row.valid_to,
+                )
+            })
+            .collect();
+        assert_eq!(
+            intervals,
+            vec![
+                // Replaced within the same write: kept, never current.
+                (10, 2, at(1), Some(at(1))),
+                // Current until the deletion.
+                (11, 3, at(1), Some(at(2))),
+            ]
+        );
+        // The provenance missing from an old state is filled in.
+        assert_eq!(plan.cis[0].state.provenance, json!({}));
+    }
+
+    #[test]
+    fn memberships_follow_the_members_a_service_event_leaves() {
+        let (service, web, db) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let state = |members: &[Uuid]| {
+            json!({
+                "id": service, "name": "Shop", "kind": "BUSINESS", "description": null,
+                "owner": null, "criticality": null, "version": 1, "created_at": at(0),
+                "updated_at": at(0), "member_ids": members
+            })
+        };
+        let events = [
+            event(EntityType::Service, service, Some(state(&[db]))),
+            event(EntityType::Service, service, None),
+        ];
+        let stamped = [
+            Stamped {
+                audit_id: 20,
+                at: at(3),
+                event: &events[0],
+            },
+            Stamped {
+                audit_id: 21,
+                at: at(4),
+                event: &events[1],
+            },
+        ];
+        let open = Open {
+            services: [(service, 9)].into_iter().collect(),
+            members: [(service, [(web, 9)].into_iter().collect())]
+                .into_iter()
+                .collect(),
+            ..Open::default()
+        };
+        let plan = plan(open, &stamped);
+        assert!(plan.closes.contains(&Close {
+            table: Table::ServiceMember,
+            audit_id: 9,
+            ci_id: Some(web),
+            at: at(3),
+        }));
+        assert_eq!(
+            plan.members,
+            vec![MemberRow {
+                service_id: service,
+                ci_id: db,
+                audit_id: 20,
+                valid_from: at(3),
+                valid_to: Some(at(4)),
+            }],
+            "db joined, then left with the service's deletion"
+        );
+        assert_eq!(plan.services.len(), 1);
+        assert_eq!(plan.services[0].valid_to, Some(at(4)));
+    }
 }
