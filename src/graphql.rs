@@ -9,6 +9,7 @@
 mod access;
 mod admission;
 mod audit;
+mod baseline;
 mod catalog;
 mod change;
 mod ci;
@@ -71,6 +72,7 @@ pub struct Query(
     node::NodeQuery,
     webhook::WebhookQuery,
     history::HistoryQuery,
+    baseline::BaselineQuery,
 );
 
 /// Everything that can be changed. Every mutation is audited and all-or-nothing.
@@ -87,6 +89,7 @@ pub struct Mutation(
     customer::CustomerMutation,
     webhook::WebhookMutation,
     history::HistoryMutation,
+    baseline::BaselineMutation,
 );
 
 impl access::Root for Query {

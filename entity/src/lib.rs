@@ -6,6 +6,7 @@
 
 pub mod api_token;
 pub mod audit_event;
+pub mod baseline;
 pub mod change_approval;
 pub mod change_ci;
 pub mod change_request;

@@ -7,7 +7,8 @@
 //! table, narrowed to the rows valid then. `audit_event_id` names the audit event that wrote
 //! the version. `history_backfill.through` is the last audit event written before this
 //! migration: the server replays the trail up to it into the version tables once, so history
-//! recorded before versions were kept reads as of its times too.
+//! recorded before versions were kept reads as of its times too. A `baseline` is a named
+//! instant with a scope: a reference point to compare with, costing no copy of the data.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -75,6 +76,17 @@ enum ServiceMemberVersion {
     AddedAt,
     ValidFrom,
     ValidTo,
+}
+
+#[derive(DeriveIden)]
+enum Baseline {
+    Table,
+    Id,
+    Name,
+    Description,
+    At,
+    Scope,
+    CreatedBy,
 }
 
 #[derive(DeriveIden)]
@@ -252,6 +264,19 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 Table::create()
+                    .table(Baseline::Table)
+                    .col(pk_uuid(Baseline::Id))
+                    .col(name_column(Baseline::Name.into_iden()).unique_key())
+                    .col(text_null(Baseline::Description))
+                    .col(timestamp_with_time_zone(Baseline::At))
+                    .col(json_binary(Baseline::Scope))
+                    .col(string_len(Baseline::CreatedBy, 255))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
                     .table(HistoryBackfill::Table)
                     .col(integer(HistoryBackfill::Id).primary_key())
                     .col(big_integer(HistoryBackfill::Through))
@@ -271,6 +296,7 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
             HistoryBackfill::Table.into_iden(),
+            Baseline::Table.into_iden(),
             ServiceMemberVersion::Table.into_iden(),
             ServiceVersion::Table.into_iden(),
             RelationshipVersion::Table.into_iden(),

@@ -84,6 +84,7 @@ pub enum EntityType {
     ServiceLevel,
     PriorityRule,
     Webhook,
+    Baseline,
 }
 
 impl EntityType {
@@ -103,6 +104,7 @@ impl EntityType {
             EntityType::ServiceLevel => "SERVICE_LEVEL",
             EntityType::PriorityRule => "PRIORITY_RULE",
             EntityType::Webhook => "WEBHOOK",
+            EntityType::Baseline => "BASELINE",
         }
     }
 
@@ -122,6 +124,7 @@ impl EntityType {
             EntityType::ServiceLevel,
             EntityType::PriorityRule,
             EntityType::Webhook,
+            EntityType::Baseline,
         ]
         .into_iter()
         .find(|t| t.as_str() == text)

@@ -10,6 +10,7 @@
 //! pagination as the current read. Instants are those of the audit trail (the commit's
 //! stamp), so "as of the instant event n was written" includes event n.
 
+pub mod baseline;
 pub mod diff;
 pub mod record;
 pub mod revert;

@@ -54,6 +54,7 @@ pub const EDIT: &[&str] = &[
     "addCustomerService",
     "removeCustomerService",
     "revertConfigurationItem",
+    "createBaseline",
 ];
 
 /// Mutations only a change manager (or an admin) may run.
@@ -123,6 +124,9 @@ pub const READ: &[&str] = &[
     "nodes",
     "configurationItemVersion",
     "changesBetween",
+    "baselines",
+    "baseline",
+    "baselineDiff",
 ];
 
 /// Subscriptions any reader may hold.

@@ -44,6 +44,8 @@ pub enum AuditEntityType {
     PriorityRule,
     /// A webhook (never its secret).
     Webhook,
+    /// A baseline (a named reference point in time).
+    Baseline,
 }
 
 /// What an audited write did.

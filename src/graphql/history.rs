@@ -274,27 +274,44 @@ impl HistoryQuery {
         as_of::check_instant(db, "from", from).await?;
         as_of::check_instant(db, "to", to).await?;
         let scope = scope.unwrap_or_default();
-        let mut ci_ids = match &scope.ci_ids {
+        let ci_ids = match &scope.ci_ids {
             Some(ids) => Some(parse_ids("scope.ciIds", ids)?),
             None => None,
         };
-        if let Some(service) = &scope.service_id {
-            let service = parse_id("scope.serviceId", service)?;
-            let closure = service_scope(ctx, service, from, to).await?;
-            let mut ids = ci_ids.take().unwrap_or(closure.clone());
-            if scope.ci_ids.is_some() {
-                ids.retain(|id| closure.contains(id));
-            }
-            ci_ids = Some(ids);
-        }
-        let scope = diff::Scope { ci_ids };
-        let page = diff::changes_between(db, from, to, &scope, &window).await?;
-        let total = TotalCount::new(move |db| {
-            let scope = scope.clone();
-            Box::pin(async move { diff::count(&db, from, to, &scope).await })
-        });
-        Ok(connection(page, total, Difference))
+        let service_id = match &scope.service_id {
+            Some(id) => Some(parse_id("scope.serviceId", id)?),
+            None => None,
+        };
+        differences(ctx, from, to, ci_ids, service_id, window).await
     }
+}
+
+/// The differences of `(from, to]` narrowed to CIs and/or a service's closure, as a page.
+pub(super) async fn differences(
+    ctx: &Context<'_>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    mut ci_ids: Option<Vec<Uuid>>,
+    service_id: Option<Uuid>,
+    window: crate::domain::pagination::PageWindow,
+) -> Result<DifferenceConnection> {
+    if let Some(service) = service_id {
+        let closure = service_scope(ctx, service, from, to).await?;
+        ci_ids = Some(match ci_ids {
+            Some(mut ids) => {
+                ids.retain(|id| closure.contains(id));
+                ids
+            }
+            None => closure,
+        });
+    }
+    let scope = diff::Scope { ci_ids };
+    let page = diff::changes_between(db(ctx)?, from, to, &scope, &window).await?;
+    let total = TotalCount::new(move |db| {
+        let scope = scope.clone();
+        Box::pin(async move { diff::count(&db, from, to, &scope).await })
+    });
+    Ok(connection(page, total, Difference))
 }
 
 /// History mutations.

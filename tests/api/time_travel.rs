@@ -315,3 +315,77 @@ async fn changes_between_two_instants_say_what_changed_who_and_how() {
         .await;
     assert_eq!(wrong.code(), "VALIDATION");
 }
+
+#[tokio::test]
+async fn baselines_are_named_instants_and_their_diff_is_what_changed_in_their_scope() {
+    let app = TestApp::spawn().await;
+    let web = app
+        .create_ci("application", "web", json!({ "port": 80 }))
+        .await;
+    let db = app.create_ci("database", "db", json!({})).await;
+    let other = app.create_ci("database", "other", json!({})).await;
+    let shop = app.create_service("Shop", &[&web, &db]).await;
+    let create = "mutation($input: CreateBaselineInput!) { createBaseline(input: $input) { name at createdBy scopeServiceId } }";
+    let data = app
+        .ok(create, json!({ "input": { "name": "before-release", "description": "As approved", "scope": { "serviceId": shop } } }))
+        .await;
+    assert_eq!(data["createBaseline"]["name"], json!("before-release"));
+    assert_eq!(data["createBaseline"]["scopeServiceId"], json!(shop));
+    let taken_at = data["createBaseline"]["at"].clone();
+
+    update(&app, &web, json!({ "attributePatch": { "port": 8443 } })).await;
+    update(&app, &other, json!({ "owner": "ops" })).await;
+    app.ok(
+        create,
+        json!({ "input": { "name": "after-release", "scope": { "serviceId": shop } } }),
+    )
+    .await;
+    update(&app, &db, json!({ "owner": "dba" })).await;
+
+    let diff = "query($from: String!, $to: String) { baselineDiff(from: $from, to: $to) { totalCount nodes { kind name fields { field before after } } } }";
+    let data = app
+        .ok(
+            diff,
+            json!({ "from": "before-release", "to": "after-release" }),
+        )
+        .await;
+    assert_eq!(
+        data["baselineDiff"],
+        json!({ "totalCount": 1, "nodes": [{ "kind": "CI_UPDATED", "name": "web",
+                 "fields": [{ "field": "attributes.port", "before": 80, "after": 8443 }] }] }),
+        "`other` is outside the shop's closure"
+    );
+    let data = app.ok(diff, json!({ "from": "before-release" })).await;
+    assert_eq!(
+        data["baselineDiff"]["totalCount"],
+        json!(2),
+        "up to now: db's owner too"
+    );
+
+    // The baseline's instant reads the estate as it was.
+    let data = app
+        .ok(
+            "query($id: ID!, $at: DateTime) { configurationItem(id: $id, asOf: $at) { attributes } baselines { totalCount nodes { name } } }",
+            json!({ "id": web, "at": taken_at }),
+        )
+        .await;
+    assert_eq!(
+        data["configurationItem"]["attributes"],
+        json!({ "port": 80 })
+    );
+    assert_eq!(data["baselines"]["totalCount"], json!(2));
+
+    let again = app
+        .graphql(create, json!({ "input": { "name": "before-release" } }))
+        .await;
+    assert_eq!(again.code(), "CONFLICT");
+    let backwards = app
+        .graphql(
+            diff,
+            json!({ "from": "after-release", "to": "before-release" }),
+        )
+        .await;
+    assert_eq!(backwards.code(), "VALIDATION");
+    let unknown = app.graphql(diff, json!({ "from": "nope" })).await;
+    assert_eq!(unknown.code(), "NOT_FOUND");
+}
