@@ -9,6 +9,7 @@
 pub mod analysis;
 pub mod blast;
 pub mod graph;
+mod past;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -282,8 +283,8 @@ impl GraphCache {
         self.graph.read().ok().and_then(|g| g.clone())
     }
 
-    /// The graph as it was at `at` (read from the history: the types' rules are today's),
-    /// or the current one.
+    /// The graph as it was at `at` (the current one rewound through the history; the
+    /// types' rules are today's), or the current one.
     pub async fn at(
         &self,
         db: &impl ConnectionTrait,
@@ -291,7 +292,10 @@ impl GraphCache {
     ) -> Result<Arc<Graph>> {
         match at {
             None => self.current(db).await,
-            Some(at) => Ok(Arc::new(load(db, 0, Some(at)).await?)),
+            Some(at) => {
+                let current = self.current(db).await?;
+                Ok(Arc::new(past::graph_at(db, current, at).await?))
+            }
         }
     }
 

@@ -58,7 +58,14 @@ async fn impact_names(app: &TestApp, ci: &str, at: Option<&str>) -> (Vec<String>
 async fn impact_and_root_causes_answer_on_the_graph_as_it_was() {
     let app = TestApp::spawn().await;
     let db = app.create_ci("database", "db", json!({})).await;
+    let only_db = latest_instant(&app).await;
     let db2 = app.create_ci("database", "db2", json!({})).await;
+    // Unrelated CIs, so that the past is near enough to rewind the current graph (as
+    // `only_db` is far enough to read the graph whole as of then).
+    for i in 0..12 {
+        app.create_ci("server", &format!("spare-{i}"), json!({}))
+            .await;
+    }
     let api = app.create_ci("application", "api", json!({})).await;
     let web = app.create_ci("application", "web", json!({})).await;
     let links = app
@@ -90,6 +97,18 @@ async fn impact_and_root_causes_answer_on_the_graph_as_it_was() {
         impact_names(&app, &db2, Some(&before)).await,
         (owned(&["db2"]), owned(&[]))
     );
+    assert_eq!(
+        impact_names(&app, &db, Some(&only_db)).await,
+        (owned(&["db"]), owned(&[])),
+        "when only db existed"
+    );
+    let missing = app
+        .graphql(
+            "query($id: ID!, $at: DateTime) { impactAnalysis(input: { ciIds: [$id], asOf: $at }) { totalAffectedCis } }",
+            json!({ "id": db2, "at": only_db }),
+        )
+        .await;
+    assert_eq!(missing.code(), "NOT_FOUND", "db2 did not exist yet");
     assert_eq!(
         impact_names(&app, &db2, None).await,
         (owned(&["api", "db2", "web"]), owned(&["Shop"]))
