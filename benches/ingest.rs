@@ -20,6 +20,8 @@ mod common;
 mod estate;
 #[path = "support/server.rs"]
 mod server;
+#[path = "support/upserts.rs"]
+mod upserts;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -34,48 +36,16 @@ use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const BATCH: usize = 1_000;
+use upserts::BATCH;
 
-const UPSERT: &str = "mutation($input: UpsertConfigurationItemsInput!) { upsertConfigurationItems(input: $input) { created updated unchanged rejected relationships { created updated unchanged rejected } } }";
-
-fn item(ci: &estate::EstateCi, changed: bool) -> Value {
-    let mut attributes = ci.attributes.clone();
-    if changed && let Some(object) = attributes.as_object_mut() {
-        object.insert("benchmark_revision".into(), json!(2));
-    }
-    json!({ "class": ci.class, "name": ci.name, "externalId": format!("ci-{}", ci.key), "attributes": attributes })
-}
-
-/// The request bodies of one load: the item batches, and the relationship batches.
+/// The request bodies of one load: the item batches (every `change_every`-th item with
+/// changed attributes), and the relationship batches.
 fn bodies(estate: &estate::Estate, change_every: Option<usize>) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let mut items_bodies = Vec::new();
-    for chunk in estate.cis.chunks(BATCH) {
-        let items: Vec<Value> = chunk
-            .iter()
-            .map(|ci| item(ci, change_every.is_some_and(|n| ci.key % n == 0)))
-            .collect();
-        let input = json!({ "source": "bench", "items": items });
-        items_bodies.push(
-            serde_json::to_vec(&json!({ "query": UPSERT, "variables": { "input": input } }))
-                .expect("JSON"),
-        );
-    }
-    let mut relationship_bodies = Vec::new();
-    for chunk in estate.relationships.chunks(BATCH) {
-        let relationships: Vec<Value> = chunk
-            .iter()
-            .map(|r| {
-                json!({ "source": { "externalId": format!("ci-{}", r.source) },
-                        "target": { "externalId": format!("ci-{}", r.target) }, "type": r.kind })
-            })
-            .collect();
-        let input = json!({ "source": "bench", "items": [], "relationships": relationships });
-        relationship_bodies.push(
-            serde_json::to_vec(&json!({ "query": UPSERT, "variables": { "input": input } }))
-                .expect("JSON"),
-        );
-    }
-    (items_bodies, relationship_bodies)
+    let changed = |key: usize| change_every.is_some_and(|n| key % n == 0);
+    (
+        upserts::item_bodies(estate, |_| true, changed, 2),
+        upserts::relationship_bodies(estate),
+    )
 }
 
 /// Totals of the reports: items and relationships, each created/updated/unchanged/rejected.
