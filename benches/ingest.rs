@@ -41,7 +41,7 @@ use upserts::BATCH;
 /// The request bodies of one load: the item batches (every `change_every`-th item with
 /// changed attributes), and the relationship batches.
 fn bodies(estate: &estate::Estate, change_every: Option<usize>) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let changed = |key: usize| change_every.is_some_and(|n| key % n == 0);
+    let changed = |key: usize| change_every.is_some_and(|n| key.is_multiple_of(n));
     (
         upserts::item_bodies(estate, |_| true, changed, 2),
         upserts::relationship_bodies(estate),

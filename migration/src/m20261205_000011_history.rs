@@ -191,7 +191,15 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        let indexes: [(&str, DynIden, Vec<DynIden>); 9] = [
+        let indexes: [(&str, DynIden, Vec<DynIden>); 10] = [
+            (
+                "idx_ci_version_name",
+                ConfigurationItemVersion::Table.into_iden(),
+                vec![
+                    ConfigurationItemVersion::Name.into_iden(),
+                    ConfigurationItemVersion::Id.into_iden(),
+                ],
+            ),
             (
                 "idx_ci_version_id",
                 ConfigurationItemVersion::Table.into_iden(),

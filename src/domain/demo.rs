@@ -403,11 +403,33 @@ pub async fn load(db: &DatabaseConnection, actor: &Actor) -> Result<DemoOutcome>
     let service_ids = service_ids(txn).await?;
     load_service_management(&uow, &ids, &service_ids, &limits).await?;
     uow.commit().await?;
+    give_history(db, actor, ids["payroll-db"]).await?;
     Ok(DemoOutcome::Loaded {
         cis: demo_cis.len(),
         relationships: relationships.len(),
         services: SERVICES.len(),
     })
+}
+
+/// A little history to look back on: a baseline of the estate as loaded, then a patch of
+/// the payroll database after it (so `baselineDiff(from: "demo-loaded")` has an answer).
+async fn give_history(db: &DatabaseConnection, actor: &Actor, payroll_db: Uuid) -> Result<()> {
+    super::history::baseline::create(
+        db,
+        actor,
+        super::history::baseline::NewBaseline {
+            name: "demo-loaded".into(),
+            description: Some("The demo estate as loaded".into()),
+            scope: Default::default(),
+        },
+    )
+    .await?;
+    let patch = ci::CiChanges {
+        attribute_patch: Some(serde_json::json!({ "patch_level": "2026-12" })),
+        ..Default::default()
+    };
+    ci::update(db, actor, payroll_db, None, patch).await?;
+    Ok(())
 }
 
 async fn service_ids(db: &impl sea_orm::ConnectionTrait) -> Result<HashMap<String, Uuid>> {

@@ -84,6 +84,9 @@ pub struct HealthReport {
     pub orphans: Finding<Uuid>,
     pub duplicates: Finding<DuplicateGroup>,
     pub stale_after: TimeDelta,
+    /// Relationships people declared that no discovery source observed within
+    /// `stale_after` (see `relationshipDrift` for one source's view).
+    pub unobserved_declared_relationships: usize,
 }
 
 /// What to check and how much to list.
@@ -233,6 +236,8 @@ pub async fn check(db: &impl ConnectionTrait, options: HealthOptions) -> Result<
     let orphans = orphans(db).await?;
     flagged.extend(orphans.iter().copied());
 
+    let unobserved_declared_relationships =
+        super::relationship::assertions::unobserved_count(db, now() - options.stale_after).await?;
     Ok(HealthReport {
         checked_at: now(),
         total_cis: total,
@@ -242,6 +247,7 @@ pub async fn check(db: &impl ConnectionTrait, options: HealthOptions) -> Result<
         orphans: Finding::new(orphans, options.limit),
         duplicates: Finding::new(duplicates, options.limit),
         stale_after: options.stale_after,
+        unobserved_declared_relationships,
     })
 }
 

@@ -44,6 +44,8 @@ pub struct GraphCache {
     watch: Option<Arc<ChangeWatch>>,
     /// The relationship types the analyses follow, kept the same way.
     types: RwLock<Option<(Arc<TypeCatalog>, Mark)>>,
+    /// Graphs of past instants lately asked for (see [`past::Kept`]).
+    past: past::Kept,
 }
 
 type NodeRow = (Uuid, i32, LifecycleStatus, String, Option<String>);
@@ -293,8 +295,19 @@ impl GraphCache {
         match at {
             None => self.current(db).await,
             Some(at) => {
+                let catalog = self.watch.as_ref().and_then(|w| w.mark(Topic::Catalog));
+                let still = |mark| {
+                    self.watch
+                        .as_ref()
+                        .is_some_and(|w| w.unchanged_since(Topic::Catalog, mark))
+                };
+                if let Some(graph) = self.past.get(at, still) {
+                    return Ok(graph);
+                }
                 let current = self.current(db).await?;
-                Ok(Arc::new(past::graph_at(db, current, at).await?))
+                let graph = Arc::new(past::graph_at(db, current, at).await?);
+                self.past.keep(at, catalog, graph.clone());
+                Ok(graph)
             }
         }
     }

@@ -4,6 +4,8 @@
 //! Invariants: unique per (source, target, type); never from a CI to itself; never to or
 //! from a CI that does not exist; new relationships never touch a retired CI.
 
+pub mod assertions;
+
 use std::collections::{HashMap, HashSet};
 
 use entity::configuration_item;

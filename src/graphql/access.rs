@@ -127,6 +127,7 @@ pub const READ: &[&str] = &[
     "baselines",
     "baseline",
     "baselineDiff",
+    "relationshipDrift",
 ];
 
 /// Subscriptions any reader may hold.

@@ -221,6 +221,12 @@ impl CmdbHealth {
         }
     }
 
+    /// Relationships people declared that no discovery source has observed within the
+    /// threshold (`relationshipDrift` lists them, and contradictions, for one source).
+    async fn unobserved_declared_relationships(&self) -> usize {
+        self.0.unobserved_declared_relationships
+    }
+
     /// CIs of one class sharing a name or an identifier attribute's value.
     async fn duplicates(&self) -> DuplicateFinding {
         DuplicateFinding {

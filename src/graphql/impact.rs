@@ -272,6 +272,17 @@ pub struct ImpactReport {
     report: Arc<impact::ImpactReport>,
 }
 
+impl ImpactReport {
+    /// Runs an analysis for another part of the schema (an incident's impact at opening).
+    pub(super) async fn of(ctx: &Context<'_>, request: &ImpactRequest) -> Result<ImpactReport> {
+        let cache = ctx.data::<Arc<GraphCache>>()?;
+        let report = impact::analyse(db(ctx)?, cache, limits(ctx)?, request).await?;
+        Ok(ImpactReport {
+            report: Arc::new(report),
+        })
+    }
+}
+
 /// The affected CIs of a report: written straight into the response when the selection
 /// allows (see `fast`), resolved field by field otherwise.
 pub struct AffectedCiList {

@@ -228,6 +228,32 @@ impl Incident {
         cis_by_ids(ctx, &ids).await
     }
 
+    /// The impact analysis of its CIs (downstream, the default depth) on the estate as it
+    /// was when the incident opened: what it hit then, whatever changed since. Null when it
+    /// names no CI.
+    async fn impact_at_open(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<super::impact::ImpactReport>> {
+        let ci_ids = loaders(ctx)?
+            .load_one(IncidentCis(self.0.id))
+            .await?
+            .unwrap_or_default();
+        if ci_ids.is_empty() {
+            return Ok(None);
+        }
+        let request = crate::domain::impact::ImpactRequest {
+            ci_ids,
+            direction: crate::domain::impact::analysis::Direction::Downstream,
+            max_depth: None,
+            relationship_types: None,
+            include_retired: false,
+            limit: None,
+            as_of: Some(self.0.opened_at),
+        };
+        Ok(Some(super::impact::ImpactReport::of(ctx, &request).await?))
+    }
+
     /// The services it affects, derived from the CIs or named by hand, worst first.
     async fn affected_services(&self, ctx: &Context<'_>) -> Result<Vec<IncidentService>> {
         let mut rows = loaders(ctx)?

@@ -330,6 +330,10 @@ loader!(
     MembersOf(services::MemberListing) => Vec<configuration_item::Model>, services::members_of
 );
 loader!(
+    /// Who asserts a relationship: the person who declared it, the sources that observed it.
+    AssertionsOf => Vec<relationships::assertions::Assertion>, relationships::assertions::assertions_of
+);
+loader!(
     /// A configuration item by id as it was at an instant.
     CiAt(DateTime<Utc>) => configuration_item::Model, as_of::cis_at
 );

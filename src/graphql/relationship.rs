@@ -12,12 +12,12 @@ use super::catalog::RelationshipType;
 use super::ci::ConfigurationItem;
 use super::context::{actor, db, limits, loaders, parse_id, parse_ids, relationship_types};
 use super::lean::{self, Lean, ReadyFields};
-use super::loaders::{CiAt, CiById, RelationshipById};
+use super::loaders::{AssertionsOf, CiAt, CiById, RelationshipById};
 use super::pagination::{self, TotalCount, connection, connection_type};
 use crate::domain::as_of;
 use crate::domain::ci;
 use crate::domain::impact::PathStep;
-use crate::domain::relationship::{self as relationships, End};
+use crate::domain::relationship::{self as relationships, End, assertions};
 use crate::error::Error;
 
 /// A typed, directed link from a source CI to a target CI, such as
@@ -228,6 +228,125 @@ impl Relationship {
     async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
         Ok(self.model(ctx).await?.created_at)
     }
+
+    /// Who asserts it: the person who declared it (`DECLARED`), and each discovery source
+    /// that reported it (`OBSERVED`, with when it first and last did).
+    async fn asserted_by(&self, ctx: &Context<'_>) -> Result<Vec<RelationshipAssertion>> {
+        Ok(loaders(ctx)?
+            .load_one(AssertionsOf(self.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(RelationshipAssertion)
+            .collect())
+    }
+}
+
+/// How a relationship was asserted.
+#[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "assertions::AssertionKind")]
+pub enum AssertionKind {
+    /// By a person, through the API.
+    Declared,
+    /// By a discovery source, reporting it.
+    Observed,
+}
+
+/// One party asserting a relationship.
+pub struct RelationshipAssertion(assertions::Assertion);
+
+/// One party asserting a relationship.
+#[Object]
+impl RelationshipAssertion {
+    /// The discovery source, or the person (token name) who declared it.
+    async fn source(&self) -> &str {
+        &self.0.source
+    }
+
+    /// Declared by a person or observed by a source.
+    async fn kind(&self) -> AssertionKind {
+        self.0.kind.into()
+    }
+
+    /// When it was first asserted.
+    async fn first_seen_at(&self) -> DateTime<Utc> {
+        self.0.first_seen_at
+    }
+
+    /// When it was last asserted (for a declaration, when it was declared).
+    async fn last_seen_at(&self) -> DateTime<Utc> {
+        self.0.last_seen_at
+    }
+
+    /// For an observation: the source's last full sync no longer found it.
+    async fn stale(&self) -> bool {
+        self.0.stale
+    }
+}
+
+/// An observed relationship that contradicts a declared one.
+pub struct RelationshipContradiction {
+    observed: relationship::Model,
+    declared: relationship::Model,
+}
+
+/// An observed relationship that contradicts a declared one: the same source CI and type,
+/// another target.
+#[Object]
+impl RelationshipContradiction {
+    /// What the source reports.
+    async fn observed(&self) -> Relationship {
+        Relationship::new(self.observed.clone())
+    }
+
+    /// What people declared.
+    async fn declared(&self) -> Relationship {
+        Relationship::new(self.declared.clone())
+    }
+}
+
+/// Where people and a discovery source disagree about relationships.
+pub struct RelationshipDrift {
+    drift: assertions::Drift,
+    first: usize,
+}
+
+/// Where people and a discovery source disagree about relationships.
+#[Object]
+impl RelationshipDrift {
+    /// How many declared relationships the source has not observed within the period.
+    async fn unobserved_count(&self) -> usize {
+        self.drift.unobserved.len()
+    }
+
+    /// The first of them, oldest first.
+    async fn unobserved(&self) -> Vec<Relationship> {
+        self.drift
+            .unobserved
+            .iter()
+            .take(self.first)
+            .cloned()
+            .map(Relationship::new)
+            .collect()
+    }
+
+    /// How many observed relationships contradict a declared one.
+    async fn contradiction_count(&self) -> usize {
+        self.drift.contradictions.len()
+    }
+
+    /// The first of them.
+    async fn contradictions(&self) -> Vec<RelationshipContradiction> {
+        self.drift
+            .contradictions
+            .iter()
+            .take(self.first)
+            .map(|(observed, declared)| RelationshipContradiction {
+                observed: observed.clone(),
+                declared: declared.clone(),
+            })
+            .collect()
+    }
 }
 
 /// Which relationships to list; all given criteria must hold.
@@ -283,6 +402,35 @@ impl RelationshipQuery {
         Ok(relationships::get_at(db, id, at)
             .await?
             .map(|r| Relationship::at(r, Some(at))))
+    }
+
+    /// Where people and discovery source `source` disagree: relationships people declared
+    /// that the source has not observed within `staleAfterHours`, and relationships it
+    /// observes that contradict a declared one (the same source CI and type, another
+    /// target).
+    async fn relationship_drift(
+        &self,
+        ctx: &Context<'_>,
+        source: String,
+        #[graphql(default = 168, validator(minimum = 1, maximum = 87600))] stale_after_hours: i32,
+        #[graphql(
+            default = 100,
+            validator(minimum = 0, maximum = 1000),
+            desc = "Most listed of each."
+        )]
+        first: i32,
+    ) -> Result<RelationshipDrift> {
+        let drift = assertions::drift(
+            db(ctx)?,
+            &source,
+            chrono::TimeDelta::hours(i64::from(stale_after_hours)),
+            crate::domain::now(),
+        )
+        .await?;
+        Ok(RelationshipDrift {
+            drift,
+            first: usize::try_from(first).unwrap_or_default(),
+        })
     }
 
     /// Relationships matching the filter, oldest first, a page at a time.

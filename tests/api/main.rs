@@ -31,6 +31,7 @@ mod nested;
 mod pagination;
 mod protocol;
 mod records;
+mod relationship_drift;
 mod relationships;
 mod relay;
 mod robustness;

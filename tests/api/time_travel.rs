@@ -408,3 +408,31 @@ async fn baselines_are_named_instants_and_their_diff_is_what_changed_in_their_sc
     let unknown = app.graphql(diff, json!({ "from": "nope" })).await;
     assert_eq!(unknown.code(), "NOT_FOUND");
 }
+
+#[tokio::test]
+async fn an_incident_keeps_the_impact_it_had_when_it_opened() {
+    let app = TestApp::spawn().await;
+    let db = app.create_ci("database", "db", json!({})).await;
+    let api = app.create_ci("application", "api", json!({})).await;
+    let links = app.relate(&[(&api, "depends_on", &db)]).await;
+    let incident = crate::helpers::IncidentBuilder::new("db down")
+        .on(&[&db])
+        .create(&app)
+        .await;
+    // Since then, api stopped depending on db.
+    app.ok(
+        "mutation($ids: [ID!]!) { deleteRelationships(ids: $ids) }",
+        json!({ "ids": [links[0]] }),
+    )
+    .await;
+    let data = app
+        .ok(
+            "query($id: ID!) { incident(id: $id) { impactAtOpen { totalAffectedCis affectedCis { ci { name } } } } }",
+            json!({ "id": incident["id"] }),
+        )
+        .await;
+    let report = &data["incident"]["impactAtOpen"];
+    assert_eq!(report["totalAffectedCis"], json!(2), "{report}");
+    let (now, _) = impact_names(&app, &db, None).await;
+    assert_eq!(now, vec!["db".to_owned()], "now db carries nothing");
+}

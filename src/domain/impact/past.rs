@@ -2,7 +2,8 @@
 //! rewound, by reading as of that instant only the CIs, relationships and services that
 //! changed since (the version tables say which), so a recent instant costs little more than
 //! a copy of the graph. When most of the estate changed since, the graph is read whole as of
-//! the instant instead.
+//! the instant instead. The graph of a settled past instant never changes, so the few last
+//! asked for are kept (an incident's opening, a baseline are asked for again and again).
 
 use std::sync::Arc;
 
@@ -13,7 +14,51 @@ use uuid::Uuid;
 use super::graph::{FastSet, Graph};
 use super::{edge_rows, facts, load, node_rows, services_with_members};
 use crate::domain::as_of::Table;
+use crate::domain::changes::Mark;
 use crate::domain::{Result, bulk};
+
+/// How many past graphs are kept.
+const KEPT: usize = 4;
+
+/// How long after an instant nothing more can commit with a stamp at or before it (a stamp
+/// is taken just before its commit): only graphs of instants older than this are kept.
+const SETTLED_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+
+/// The graphs of the last past instants asked for, each with the mark of the relationship
+/// type catalogue it was built with (the rules it follows are today's).
+#[derive(Default)]
+pub(super) struct Kept(std::sync::Mutex<Vec<KeptGraph>>);
+
+/// A kept past graph: its instant, the catalogue mark it was built under, the graph.
+type KeptGraph = (DateTime<Utc>, Mark, Arc<Graph>);
+
+impl Kept {
+    /// The kept graph of `at`, if its catalogue mark still holds (`holds` says).
+    pub(super) fn get(
+        &self,
+        at: DateTime<Utc>,
+        holds: impl Fn(Mark) -> bool,
+    ) -> Option<Arc<Graph>> {
+        let kept = self.0.lock().ok()?;
+        kept.iter()
+            .find(|(instant, mark, _)| *instant == at && holds(*mark))
+            .map(|(_, _, graph)| graph.clone())
+    }
+
+    /// Keeps the graph of `at` when the instant is settled (and the catalogue watched).
+    pub(super) fn keep(&self, at: DateTime<Utc>, catalog: Mark, graph: Arc<Graph>) {
+        if catalog.is_none() || at > crate::domain::now() - SETTLED_AFTER {
+            return;
+        }
+        if let Ok(mut kept) = self.0.lock() {
+            kept.retain(|(instant, _, _)| *instant != at);
+            if kept.len() == KEPT {
+                kept.remove(0);
+            }
+            kept.push((at, catalog, graph));
+        }
+    }
+}
 
 /// Past this share of the graph changed since the instant, reading the graph whole as of
 /// then is cheaper than rewinding.
