@@ -16,6 +16,8 @@
 mod common;
 #[path = "support/estate.rs"]
 mod estate;
+#[path = "support/in_process.rs"]
+mod in_process;
 #[path = "support/load.rs"]
 mod load;
 
@@ -29,7 +31,6 @@ use cmdb::db::{self, DbConfig};
 use cmdb::domain::impact::GraphCache;
 use cmdb::domain::impact::analysis::{self, Direction, Options};
 use cmdb::domain::relationship_type::TypeCatalog;
-use cmdb::http::{AppState, HttpOptions, app};
 use cmdb::limits::Limits;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
@@ -234,37 +235,12 @@ async fn run(backend: Backend, size: usize) {
     let median = radii[radii.len() / 2];
     let largest = radii[radii.len() - 1];
 
-    let limits = Limits::default();
-    let router = app(
-        AppState::new(db.clone(), limits.clone()),
-        &HttpOptions {
-            max_body_bytes: limits.max_body_bytes,
-            ..Default::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/graphql", listener.local_addr().expect("address"));
-    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
-    let (token, _) = cmdb::domain::auth::create(
+    let (url, client) = in_process::serve(
         &db,
-        &cmdb::domain::audit::Actor::system(),
-        "bench",
         cmdb::domain::auth::Role::Viewer,
+        Limits::default().max_body_bytes,
     )
-    .await
-    .expect("a token");
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {token}").parse().expect("a header"),
-    );
-    let client = cmdb::http_client_builder()
-        .pool_max_idle_per_host(1)
-        .default_headers(headers)
-        .build()
-        .expect("client");
+    .await;
     // The first analysis loads the server's own graph.
     post(&client, &url, COUNT_QUERY, json!({ "id": median.1 })).await;
 

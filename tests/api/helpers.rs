@@ -458,6 +458,30 @@ impl TestApp {
             .collect()
     }
 
+    /// The instant of the latest audit event: "now" as the history knows it (instants of
+    /// commits, never the test's clock).
+    pub async fn latest_instant(&self) -> String {
+        let data = self
+            .ok(
+                "{ auditEvents(first: 1) { nodes { occurredAt } } }",
+                json!({}),
+            )
+            .await;
+        data["auditEvents"]["nodes"][0]["occurredAt"]
+            .as_str()
+            .expect("an instant")
+            .to_owned()
+    }
+
+    /// Updates a CI with `input` (an `UpdateConfigurationItemInput`).
+    pub async fn update_ci(&self, id: &str, input: Value) -> Value {
+        self.ok(
+            "mutation($id: ID!, $input: UpdateConfigurationItemInput!) { updateConfigurationItem(id: $id, input: $input) { version } }",
+            json!({ "id": id, "input": input }),
+        )
+        .await
+    }
+
     /// Creates a service with members; returns its id.
     pub async fn create_service(&self, name: &str, members: &[&str]) -> String {
         let data = self

@@ -6,28 +6,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
-/// The instant of the latest audit event: "now" as the history knows it.
-async fn latest_instant(app: &TestApp) -> String {
-    let data = app
-        .ok(
-            "{ auditEvents(first: 1) { nodes { occurredAt } } }",
-            json!({}),
-        )
-        .await;
-    data["auditEvents"]["nodes"][0]["occurredAt"]
-        .as_str()
-        .expect("an instant")
-        .to_owned()
-}
-
-async fn update(app: &TestApp, id: &str, input: Value) {
-    app.ok(
-        "mutation($id: ID!, $input: UpdateConfigurationItemInput!) { updateConfigurationItem(id: $id, input: $input) { version } }",
-        json!({ "id": id, "input": input }),
-    )
-    .await;
-}
-
 const CI_AT: &str = "query($id: ID!, $at: DateTime) { configurationItem(id: $id, asOf: $at) {
     name status version attributes
     outgoing { type { name } target { name status } }
@@ -39,23 +17,23 @@ const CI_AT: &str = "query($id: ID!, $at: DateTime) { configurationItem(id: $id,
 async fn a_ci_reads_as_it_was_before_creation_between_updates_and_after_deletion() {
     let app = TestApp::spawn().await;
     let marker = app.create_ci("application", "marker", json!({})).await;
-    let before_create = latest_instant(&app).await;
+    let before_create = app.latest_instant().await;
     let web = app
         .create_ci("application", "web", json!({ "port": 80 }))
         .await;
     let db = app.create_ci("database", "db", json!({})).await;
     app.relate(&[(&web, "depends_on", &db)]).await;
     app.create_service("Shop", &[&web]).await;
-    let first = latest_instant(&app).await;
+    let first = app.latest_instant().await;
 
-    update(
-        &app,
+    app.update_ci(
         &web,
         json!({ "name": "web-2", "attributePatch": { "port": 8080 } }),
     )
     .await;
-    update(&app, &db, json!({ "status": "UNDER_MAINTENANCE" })).await;
-    let second = latest_instant(&app).await;
+    app.update_ci(&db, json!({ "status": "UNDER_MAINTENANCE" }))
+        .await;
+    let second = app.latest_instant().await;
 
     app.ok(
         "mutation($id: ID!) { deleteConfigurationItem(id: $id) }",
@@ -139,7 +117,7 @@ async fn services_read_with_their_members_as_they_were() {
     let web = app.create_ci("application", "web", json!({})).await;
     let db = app.create_ci("database", "db", json!({})).await;
     let shop = app.create_service("Shop", &[&web]).await;
-    let first = latest_instant(&app).await;
+    let first = app.latest_instant().await;
     app.ok(
         "mutation($s: ID!, $c: [ID!]!) { addServiceMembers(serviceId: $s, ciIds: $c) { version } }",
         json!({ "s": shop, "c": [db] }),
@@ -181,10 +159,11 @@ async fn history_recorded_before_versions_were_kept_reads_as_of_its_times_after_
     let db = app.create_ci("database", "db", json!({})).await;
     app.relate(&[(&web, "depends_on", &db)]).await;
     app.create_service("Shop", &[&web]).await;
-    let first = latest_instant(&app).await;
-    update(&app, &web, json!({ "name": "web-2" })).await;
-    update(&app, &db, json!({ "status": "UNDER_MAINTENANCE" })).await;
-    let second = latest_instant(&app).await;
+    let first = app.latest_instant().await;
+    app.update_ci(&web, json!({ "name": "web-2" })).await;
+    app.update_ci(&db, json!({ "status": "UNDER_MAINTENANCE" }))
+        .await;
+    let second = app.latest_instant().await;
     async fn answers(app: &TestApp, web: &str, instants: &[&str]) -> Vec<Value> {
         let mut all = Vec::new();
         for at in instants {

@@ -5,28 +5,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
-/// The instant of the latest audit event.
-async fn latest_instant(app: &TestApp) -> String {
-    let data = app
-        .ok(
-            "{ auditEvents(first: 1) { nodes { occurredAt } } }",
-            json!({}),
-        )
-        .await;
-    data["auditEvents"]["nodes"][0]["occurredAt"]
-        .as_str()
-        .expect("an instant")
-        .to_owned()
-}
-
-async fn update(app: &TestApp, id: &str, input: Value) -> Value {
-    app.ok(
-        "mutation($id: ID!, $input: UpdateConfigurationItemInput!) { updateConfigurationItem(id: $id, input: $input) { version } }",
-        json!({ "id": id, "input": input }),
-    )
-    .await
-}
-
 /// Names of the affected CIs and services of an impact analysis as of `at`.
 async fn impact_names(app: &TestApp, ci: &str, at: Option<&str>) -> (Vec<String>, Vec<String>) {
     let data = app
@@ -58,7 +36,7 @@ async fn impact_names(app: &TestApp, ci: &str, at: Option<&str>) -> (Vec<String>
 async fn impact_and_root_causes_answer_on_the_graph_as_it_was() {
     let app = TestApp::spawn().await;
     let db = app.create_ci("database", "db", json!({})).await;
-    let only_db = latest_instant(&app).await;
+    let only_db = app.latest_instant().await;
     let db2 = app.create_ci("database", "db2", json!({})).await;
     // Unrelated CIs, so that the past is near enough to rewind the current graph (as
     // `only_db` is far enough to read the graph whole as of then).
@@ -72,7 +50,7 @@ async fn impact_and_root_causes_answer_on_the_graph_as_it_was() {
         .relate(&[(&api, "depends_on", &db), (&web, "depends_on", &api)])
         .await;
     app.create_service("Shop", &[&web]).await;
-    let before = latest_instant(&app).await;
+    let before = app.latest_instant().await;
 
     // api moves from db to db2.
     app.ok(
@@ -139,13 +117,13 @@ async fn each_version_is_kept_and_a_revert_writes_a_new_one() {
     let web = app
         .create_ci("application", "web", json!({ "port": 80 }))
         .await;
-    update(
-        &app,
+    app.update_ci(
         &web,
         json!({ "name": "web-2", "attributePatch": { "port": 8080 } }),
     )
     .await;
-    update(&app, &web, json!({ "status": "UNDER_MAINTENANCE" })).await;
+    app.update_ci(&web, json!({ "status": "UNDER_MAINTENANCE" }))
+        .await;
 
     let version = "query($id: ID!, $v: Int!) { configurationItemVersion(id: $id, version: $v) {
         version validFrom validTo state { name status attributes version } event { action actor }
@@ -228,7 +206,7 @@ fn kinds(data: &Value) -> Vec<String> {
 async fn changes_between_two_instants_say_what_changed_who_and_how() {
     let app = TestApp::spawn().await;
     app.create_ci("application", "marker", json!({})).await;
-    let start = latest_instant(&app).await;
+    let start = app.latest_instant().await;
     let web = app
         .create_ci("application", "web", json!({ "port": 80 }))
         .await;
@@ -236,8 +214,9 @@ async fn changes_between_two_instants_say_what_changed_who_and_how() {
     let other = app.create_ci("database", "other", json!({})).await;
     let links = app.relate(&[(&web, "depends_on", &db)]).await;
     let shop = app.create_service("Shop", &[&web]).await;
-    update(&app, &web, json!({ "attributePatch": { "port": 8080 } })).await;
-    let middle = latest_instant(&app).await;
+    app.update_ci(&web, json!({ "attributePatch": { "port": 8080 } }))
+        .await;
+    let middle = app.latest_instant().await;
     app.ok(
         "mutation($s: ID!, $c: [ID!]!) { addServiceMembers(serviceId: $s, ciIds: $c) { version } }",
         json!({ "s": shop, "c": [db] }),
@@ -253,8 +232,8 @@ async fn changes_between_two_instants_say_what_changed_who_and_how() {
         json!({ "id": db }),
     )
     .await;
-    update(&app, &other, json!({ "owner": "ops" })).await;
-    let end = latest_instant(&app).await;
+    app.update_ci(&other, json!({ "owner": "ops" })).await;
+    let end = app.latest_instant().await;
 
     let data = app
         .ok(CHANGES, json!({ "from": start, "to": middle }))
@@ -352,14 +331,15 @@ async fn baselines_are_named_instants_and_their_diff_is_what_changed_in_their_sc
     assert_eq!(data["createBaseline"]["scopeServiceId"], json!(shop));
     let taken_at = data["createBaseline"]["at"].clone();
 
-    update(&app, &web, json!({ "attributePatch": { "port": 8443 } })).await;
-    update(&app, &other, json!({ "owner": "ops" })).await;
+    app.update_ci(&web, json!({ "attributePatch": { "port": 8443 } }))
+        .await;
+    app.update_ci(&other, json!({ "owner": "ops" })).await;
     app.ok(
         create,
         json!({ "input": { "name": "after-release", "scope": { "serviceId": shop } } }),
     )
     .await;
-    update(&app, &db, json!({ "owner": "dba" })).await;
+    app.update_ci(&db, json!({ "owner": "dba" })).await;
 
     let diff = "query($from: String!, $to: String) { baselineDiff(from: $from, to: $to) { totalCount nodes { kind name fields { field before after } } } }";
     let data = app
