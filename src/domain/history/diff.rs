@@ -172,8 +172,12 @@ async fn id_range(
     from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<(i64, i64)> {
-    let sql = "SELECT (SELECT MIN(id) FROM audit_event WHERE occurred_at >= $1), \
-               (SELECT MAX(id) FROM audit_event WHERE occurred_at < $2)";
+    // Both ends through the instants' index, in its order: `MIN(id) WHERE occurred_at >= $1`
+    // would walk the primary key from the start of the trail to the first match.
+    let sql = "SELECT (SELECT id FROM audit_event WHERE occurred_at >= $1 \
+               ORDER BY occurred_at, id LIMIT 1), \
+               (SELECT id FROM audit_event WHERE occurred_at < $2 \
+               ORDER BY occurred_at DESC, id DESC LIMIT 1)";
     let row = db
         .query_one_raw(bulk::statement(db, sql, vec![from.into(), until.into()]))
         .await?;
