@@ -1,5 +1,5 @@
 //! What an id names. Records keyed by UUIDs (CIs, relationships, services, incidents,
-//! changes, customers, tokens) already have ids unique across every kind, so a client's
+//! changes, customers, tokens, webhooks, baselines) already have ids unique across every kind, so a client's
 //! id is its global id as it stands; one statement finds which kind holds it. Catalogue
 //! entries and audit events are numbered per table, so their global ids carry their kind
 //! (`CiClass:3`); see [`GlobalId`].
@@ -20,10 +20,11 @@ pub enum UuidKind {
     Customer,
     ApiToken,
     Webhook,
+    Baseline,
 }
 
 /// Each kind with its table, in the order they are looked in.
-const TABLES: [(UuidKind, &str); 8] = [
+const TABLES: [(UuidKind, &str); 9] = [
     (UuidKind::ConfigurationItem, "configuration_item"),
     (UuidKind::Relationship, "relationship"),
     (UuidKind::Service, "service"),
@@ -32,6 +33,7 @@ const TABLES: [(UuidKind, &str); 8] = [
     (UuidKind::Customer, "customer"),
     (UuidKind::ApiToken, "api_token"),
     (UuidKind::Webhook, "webhook"),
+    (UuidKind::Baseline, "baseline"),
 ];
 
 /// A global id, parsed.

@@ -13,7 +13,7 @@ use crate::domain::now;
 
 /// A named, immutable reference point: an instant and a scope. Nothing is copied; the
 /// history answers as of its instant (`configurationItems(asOf: baseline.at)`).
-pub struct Baseline(baseline::Model);
+pub struct Baseline(pub baseline::Model);
 
 impl ReadyFields for Baseline {
     fn ready_field(&self, _name: &str) -> Option<async_graphql::Value> {
@@ -24,8 +24,8 @@ impl ReadyFields for Baseline {
 /// A named, immutable reference point: an instant and a scope.
 #[Object]
 impl Baseline {
-    /// Its id.
-    async fn id(&self) -> ID {
+    /// Its id (fetch it again with `node(id)`).
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 

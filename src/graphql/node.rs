@@ -16,6 +16,7 @@ use crate::domain::{change, ci, customer, incident, relationship, service};
 use crate::error::Error;
 
 use super::audit::AuditEvent;
+use super::baseline::Baseline;
 use super::catalog::{CiClass, RelationshipType};
 use super::change::Change;
 use super::ci::ConfigurationItem;
@@ -48,6 +49,7 @@ pub enum Node {
     AuditEvent(AuditEvent),
     ApiToken(ApiToken),
     Webhook(Webhook),
+    Baseline(Baseline),
 }
 
 /// Fetching any object by its global id.
@@ -107,6 +109,9 @@ async fn fetch(ctx: &Context<'_>, field: &str, id: &ID) -> Result<Option<Node>> 
                 UuidKind::Webhook => {
                     Node::Webhook(Webhook(crate::domain::webhook::get(db, id).await?))
                 }
+                UuidKind::Baseline => Node::Baseline(Baseline(
+                    crate::domain::history::baseline::get_by_id(db, id).await?,
+                )),
             })
         }
         GlobalId::CiClass(id) => {

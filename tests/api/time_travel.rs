@@ -323,13 +323,23 @@ async fn baselines_are_named_instants_and_their_diff_is_what_changed_in_their_sc
     let db = app.create_ci("database", "db", json!({})).await;
     let other = app.create_ci("database", "other", json!({})).await;
     let shop = app.create_service("Shop", &[&web, &db]).await;
-    let create = "mutation($input: CreateBaselineInput!) { createBaseline(input: $input) { name at createdBy scopeServiceId } }";
+    let create = "mutation($input: CreateBaselineInput!) { createBaseline(input: $input) { id name at createdBy scopeServiceId } }";
     let data = app
         .ok(create, json!({ "input": { "name": "before-release", "description": "As approved", "scope": { "serviceId": shop } } }))
         .await;
     assert_eq!(data["createBaseline"]["name"], json!("before-release"));
     assert_eq!(data["createBaseline"]["scopeServiceId"], json!(shop));
     let taken_at = data["createBaseline"]["at"].clone();
+    let node = app
+        .ok(
+            "query($id: ID!) { node(id: $id) { __typename ... on Baseline { name } } }",
+            json!({ "id": data["createBaseline"]["id"] }),
+        )
+        .await;
+    assert_eq!(
+        node["node"],
+        json!({ "__typename": "Baseline", "name": "before-release" })
+    );
 
     app.update_ci(&web, json!({ "attributePatch": { "port": 8443 } }))
         .await;

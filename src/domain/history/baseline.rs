@@ -49,6 +49,14 @@ pub async fn get(db: &impl ConnectionTrait, name: &str) -> Result<baseline::Mode
         .ok_or_else(|| Error::not_found("baseline", name))
 }
 
+/// The baseline with that id, or `NOT_FOUND`.
+pub async fn get_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<baseline::Model> {
+    Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("baseline", id))
+}
+
 /// Takes a baseline now: its instant is that of the write recording it. Names are unique
 /// (`CONFLICT`); the scope's service and CIs must exist (`NOT_FOUND`).
 pub async fn create(
