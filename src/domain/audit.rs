@@ -356,6 +356,63 @@ impl AuditFilter {
     }
 }
 
+/// The first and last ids of the events stamped in `[since, until)` (either end open when
+/// not given); `None` when there are none. Ids follow commit order and so do the stamps, so
+/// a time window is an id range: reading it along the primary key never walks the events
+/// before or after it. Both ends are found through the instants' index, in its order
+/// (`MIN(id) WHERE occurred_at >= $1` would walk the primary key over every earlier event).
+pub(super) async fn id_range(
+    db: &impl ConnectionTrait,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Option<(Option<i64>, Option<i64>)>> {
+    let mut first = None;
+    if let Some(since) = since {
+        let sql = "SELECT id FROM audit_event WHERE occurred_at >= $1 \
+                   ORDER BY occurred_at, id LIMIT 1";
+        match db
+            .query_one_raw(super::bulk::statement(db, sql, vec![since.into()]))
+            .await?
+        {
+            Some(row) => first = Some(row.try_get_by_index::<i64>(0)?),
+            None => return Ok(None),
+        }
+    }
+    let mut last = None;
+    if let Some(until) = until {
+        let sql = "SELECT id FROM audit_event WHERE occurred_at < $1 \
+                   ORDER BY occurred_at DESC, id DESC LIMIT 1";
+        match db
+            .query_one_raw(super::bulk::statement(db, sql, vec![until.into()]))
+            .await?
+        {
+            Some(row) => last = Some(row.try_get_by_index::<i64>(0)?),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some((first, last)))
+}
+
+/// `filter`'s condition, with its time window also as a range of ids (see [`id_range`]).
+async fn bounded(db: &impl ConnectionTrait, filter: &AuditFilter) -> Result<Condition> {
+    let mut condition = filter.condition();
+    if filter.since.is_none() && filter.until.is_none() {
+        return Ok(condition);
+    }
+    match id_range(db, filter.since, filter.until).await? {
+        None => condition = condition.add(audit_event::Column::Id.lt(0)),
+        Some((first, last)) => {
+            if let Some(first) = first {
+                condition = condition.add(audit_event::Column::Id.gte(first));
+            }
+            if let Some(last) = last {
+                condition = condition.add(audit_event::Column::Id.lte(last));
+            }
+        }
+    }
+    Ok(condition)
+}
+
 /// A page of events in the order they happened, or newest first when `newest_first`.
 pub async fn list(
     db: &impl ConnectionTrait,
@@ -363,7 +420,7 @@ pub async fn list(
     newest_first: bool,
     window: &PageWindow,
 ) -> Result<Page<audit_event::Model>> {
-    let select = audit_event::Entity::find().filter(filter.condition());
+    let select = audit_event::Entity::find().filter(bounded(db, filter).await?);
     let key = SortKey::by_id(
         audit_event::Column::Id,
         super::pagination::KeyKind::Int,
@@ -397,7 +454,7 @@ pub async fn find(
 /// How many events match, for `totalCount`.
 pub async fn count(db: &impl ConnectionTrait, filter: &AuditFilter) -> Result<u64> {
     Ok(audit_event::Entity::find()
-        .filter(filter.condition())
+        .filter(bounded(db, filter).await?)
         .select_only()
         .column(audit_event::Column::Id)
         .count(db)

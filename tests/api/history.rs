@@ -192,3 +192,35 @@ async fn history_recorded_before_versions_were_kept_reads_as_of_its_times_after_
         "{before:?}"
     );
 }
+
+#[tokio::test]
+async fn audit_events_between_two_instants_are_those_stamped_in_between() {
+    let app = TestApp::spawn().await;
+    app.create_ci("application", "a", json!({})).await;
+    let after_a = app.latest_instant().await;
+    app.create_ci("application", "b", json!({})).await;
+    let after_b = app.latest_instant().await;
+    app.create_ci("application", "c", json!({})).await;
+    let names = |data: &Value| -> Vec<String> {
+        data["auditEvents"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| n["after"]["name"].as_str().expect("a name").to_owned())
+            .collect()
+    };
+    let query = "query($since: DateTime, $until: DateTime) { auditEvents(order: ASC, filter: { entityType: CONFIGURATION_ITEM, since: $since, until: $until }) { totalCount nodes { after } } }";
+    let data = app.ok(query, json!({ "since": after_b })).await;
+    assert_eq!(names(&data), ["b", "c"], "since is inclusive");
+    assert_eq!(data["auditEvents"]["totalCount"], json!(2));
+    let data = app.ok(query, json!({ "until": after_b })).await;
+    assert_eq!(names(&data), ["a"], "until is exclusive");
+    let data = app
+        .ok(query, json!({ "since": after_a, "until": after_b }))
+        .await;
+    assert_eq!(names(&data), ["a"]);
+    let data = app
+        .ok(query, json!({ "since": "2999-01-01T00:00:00Z" }))
+        .await;
+    assert_eq!(data["auditEvents"]["totalCount"], json!(0));
+}

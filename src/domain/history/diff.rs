@@ -14,7 +14,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::super::audit::{Action, EntityType};
+use super::super::audit::{self, Action, EntityType};
 use super::super::events::matching::changed_fields;
 use super::super::pagination::{KeyKind, KeyValue, Page, PageWindow, SortKey, fetch_page};
 use super::super::{Error, Result, bulk};
@@ -165,34 +165,6 @@ async fn involved(db: &impl ConnectionTrait, ci_ids: &[Uuid]) -> Result<Vec<Stri
     Ok(ids.into_iter().collect())
 }
 
-/// The first and last ids of the events stamped in `[from, until)` (an empty range when
-/// there are none).
-async fn id_range(
-    db: &impl ConnectionTrait,
-    from: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Result<(i64, i64)> {
-    // Both ends through the instants' index, in its order: `MIN(id) WHERE occurred_at >= $1`
-    // would walk the primary key from the start of the trail to the first match.
-    let sql = "SELECT (SELECT id FROM audit_event WHERE occurred_at >= $1 \
-               ORDER BY occurred_at, id LIMIT 1), \
-               (SELECT id FROM audit_event WHERE occurred_at < $2 \
-               ORDER BY occurred_at DESC, id DESC LIMIT 1)";
-    let row = db
-        .query_one_raw(bulk::statement(db, sql, vec![from.into(), until.into()]))
-        .await?;
-    let bound = |index: usize| -> Result<Option<i64>> {
-        Ok(match &row {
-            Some(row) => row.try_get_by_index(index)?,
-            None => None,
-        })
-    };
-    match (bound(0)?, bound(1)?) {
-        (Some(first), Some(last)) => Ok((first, last)),
-        _ => Ok((1, 0)),
-    }
-}
-
 /// The events of the interval `(from, to]` about CIs, relationships and services within
 /// `scope`: "as of `from`" already includes what happened at `from`.
 async fn select(
@@ -209,7 +181,10 @@ async fn select(
     // through the instants' index, and read in id order along the primary key. The kinds
     // of record are filtered on an expression so that no engine is tempted to read them
     // through the index by kind (every CI event ever) instead.
-    let (first, last) = id_range(db, from + tick, to + tick).await?;
+    let (first, last) = match audit::id_range(db, Some(from + tick), Some(to + tick)).await? {
+        Some((Some(first), Some(last))) => (first, last),
+        _ => (1, 0),
+    };
     let kinds = [
         EntityType::ConfigurationItem,
         EntityType::Relationship,
