@@ -318,6 +318,31 @@ pub async fn count(
     )
 }
 
+/// The ids of the CIs matching `filter` (as of its instant, when it has one), at most
+/// `limit` (`LIMIT_EXCEEDED` past it: the ids are for a scope, not a page).
+pub async fn ids_matching(
+    db: &impl ConnectionTrait,
+    catalog: &ClassCatalog,
+    filter: &CiFilter,
+    limit: usize,
+) -> Result<Vec<Uuid>> {
+    let select = Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(filter.condition(catalog, backend(db))?)
+        .limit(limit as u64 + 1);
+    let ids: Vec<Uuid> = as_of::as_of(select, as_of::Table::ConfigurationItem, filter.as_of)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if ids.len() > limit {
+        return Err(Error::LimitExceeded(format!(
+            "more than {limit} CIs match the filter; narrow it"
+        )));
+    }
+    Ok(ids)
+}
+
 /// Checks that every CI of `ids` exists; the error names the first missing one as
 /// `field[index]`.
 pub async fn ensure_exist(db: &impl ConnectionTrait, field: &str, ids: &[Uuid]) -> Result<()> {

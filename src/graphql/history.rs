@@ -18,7 +18,7 @@ use crate::domain::auth::Principal;
 use crate::domain::events::service_health;
 use crate::domain::history::{self, diff};
 use crate::domain::impact::GraphCache;
-use crate::domain::{as_of, now};
+use crate::domain::{as_of, ci, now};
 use crate::error::Error;
 
 /// One version of a CI: its state, the interval it was current, and the write that made it.
@@ -206,6 +206,9 @@ pub struct ChangeScope {
     /// These CIs, the relationships with one of them at an end, the services they belong
     /// or belonged to (memberships narrowed to these CIs).
     pub ci_ids: Option<Vec<ID>>,
+    /// The CIs matching this filter at either end of the interval, as `ciIds` would name
+    /// them. Several scopes narrow each other.
+    pub filter: Option<super::ci::ConfigurationItemFilter>,
 }
 
 /// The CIs of a service's dependency closure at either end of the interval.
@@ -274,10 +277,32 @@ impl HistoryQuery {
         as_of::check_instant(db, "from", from).await?;
         as_of::check_instant(db, "to", to).await?;
         let scope = scope.unwrap_or_default();
-        let ci_ids = match &scope.ci_ids {
+        let mut ci_ids = match &scope.ci_ids {
             Some(ids) => Some(parse_ids("scope.ciIds", ids)?),
             None => None,
         };
+        if let Some(filter) = scope.filter {
+            let filter = filter.into_domain()?;
+            let catalog = super::context::classes(ctx).await?;
+            let mut matching = Vec::new();
+            for at in [from, to] {
+                let filter = ci::CiFilter {
+                    as_of: Some(at),
+                    ..filter.clone()
+                };
+                matching
+                    .extend(ci::ids_matching(db, &catalog, &filter, diff::MAX_SCOPE_IDS).await?);
+            }
+            matching.sort_unstable();
+            matching.dedup();
+            ci_ids = Some(match ci_ids {
+                Some(mut named) => {
+                    named.retain(|id| matching.binary_search(id).is_ok());
+                    named
+                }
+                None => matching,
+            });
+        }
         let service_id = match &scope.service_id {
             Some(id) => Some(parse_id("scope.serviceId", id)?),
             None => None,

@@ -297,6 +297,12 @@ async fn changes_between_two_instants_say_what_changed_who_and_how() {
     );
     assert_eq!(data["changesBetween"]["totalCount"], json!(6));
 
+    // Narrowed by a CI filter, as of either end of the interval.
+    let data = app
+        .ok(CHANGES, json!({ "from": start, "to": end, "scope": { "filter": { "name": { "equals": "other" } } } }))
+        .await;
+    assert_eq!(kinds(&data), ["CI_CREATED other", "CI_UPDATED other"]);
+
     // Narrowed to the shop's dependency closure: `other` is outside it.
     let data = app
         .ok(
